@@ -11,7 +11,10 @@ from importlib import resources
 from pathlib import Path
 
 RELEASES = ("1.0.0", "1.0.1", "1.1.0", "2.0.0")
-TARGETS = ("gizwits-f103", "dapboot-f103", "stm32-header-f103", "mcuboot-f407", "interrupt-f429", "large-f407")
+TARGETS = (
+    "gizwits-f103", "dapboot-f103", "stm32-header-f103", "mcuboot-f407", "interrupt-f429", "large-f407",
+    "nrf52840", "psoc6",
+)
 
 
 def firmware_dir() -> Path:
