@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "mcuota.cli.keys_cmd",
     "mcuota.cli.image_cmd",
     "mcuota.cli.demo_cmd",
+    "mcuota.cli.emulate_cmd",
 )
 
 
