@@ -31,7 +31,8 @@ def timed(cmd: list[str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--size", type=int, default=1024 * 1024)
     args = parser.parse_args()
@@ -52,8 +53,9 @@ def main() -> None:
             for _ in range(args.runs):
                 for tool, exe in (("imgtool", imgtool), ("mcuota", mcuota)):
                     out = work / f"signed-{tool}.bin"
-                    sign = ([exe, "sign", "-k", str(key), *common, str(payload), str(out)] if tool == "imgtool"
-                            else [exe, "image", "sign", "--key", str(key), *common, str(payload), str(out)])
+                    files = [str(payload), str(out)]
+                    sign = ([exe, "sign", "-k", str(key), *common, *files] if tool == "imgtool"
+                            else [exe, "image", "sign", "--key", str(key), *common, *files])
                     verify = ([exe, "verify", "-k", str(key), str(out)] if tool == "imgtool"
                               else [exe, "image", "verify", "--key", str(key), str(out)])
                     samples[tool].append(timed(sign) + timed(verify))

@@ -57,3 +57,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -x .venv/bin/mcu
   fi
   echo "$want" >"$stamp"
 fi
+# Byte-compile once: the command line's start-up time counts in every firmware build that signs, and
+# environments that set PYTHONDONTWRITEBYTECODE would otherwise recompile mcuota on every run.
+.venv/bin/python -m compileall -q -j 0 src >/dev/null

@@ -1,4 +1,4 @@
-"""``mcuota image build / check / checksum`` run as a user runs them: a child process, real files."""
+"""``mcuota image build / verify / checksum`` run as a user runs them: a child process, real files."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, *fr
 
 
 def test_help_of_each_command_ends_with_an_example(mcuota: Run) -> None:
-    for verb in ("build", "check", "checksum"):
+    for verb in ("build", "verify", "checksum"):
         proc = mcuota("image", verb, "--help", check=True)
         tail = proc.stdout.rstrip().splitlines()
         assert tail[-2 if verb == "build" else -1].strip().startswith("mcuota image " + verb)
@@ -224,11 +224,11 @@ def built(mcuota: Run, sample: Sample, tmp_path: Path) -> dict[str, Path]:
 
 def test_check_recognises_and_accepts_good_images(mcuota: Run, built: dict[str, Path]) -> None:
     for fmt, path in built.items():
-        proc = mcuota("image", "check", path, check=True)
+        proc = mcuota("image", "verify", path, check=True)
         assert f"valid {fmt}" in proc.stdout
-    assert "valid gizwits" in mcuota("image", "check", f"{built['gizwits']}.json", check=True).stdout
-    assert mcuota("image", "check", "--slot", "0x08020000", built["interrupt"]).returncode == 0
-    assert "crc32 0x" in mcuota("image", "check", "--crc", "crc32", built["stm32-header"], check=True).stdout
+    assert "valid gizwits" in mcuota("image", "verify", f"{built['gizwits']}.json", check=True).stdout
+    assert mcuota("image", "verify", "--slot", "0x08020000", built["interrupt"]).returncode == 0
+    assert "crc32 0x" in mcuota("image", "verify", "--crc", "crc32", built["stm32-header"], check=True).stdout
 
 
 @pytest.mark.parametrize("fmt", ["stm32-header", "interrupt", "gizwits"])
@@ -238,37 +238,37 @@ def test_a_corrupted_byte_fails_verification_with_exit_1(mcuota: Run, built: dic
     data = bytearray(path.read_bytes())
     data[-1] ^= 0x01
     path.write_bytes(bytes(data))
-    assert_one_line_error(mcuota("image", "check", path), 1, "mismatch")
+    assert_one_line_error(mcuota("image", "verify", path), 1, "mismatch")
 
 
 def test_wrong_crc_variant_and_wrong_slot_fail_with_exit_1(mcuota: Run, built: dict[str, Path]) -> None:
-    assert_one_line_error(mcuota("image", "check", "--crc", "crc32-stm32", built["stm32-header"]), 1,
+    assert_one_line_error(mcuota("image", "verify", "--crc", "crc32-stm32", built["stm32-header"]), 1,
                           "crc32-stm32 mismatch")
-    assert_one_line_error(mcuota("image", "check", "--slot", "0x08004000", built["interrupt"]), 1,
+    assert_one_line_error(mcuota("image", "verify", "--slot", "0x08004000", built["interrupt"]), 1,
                           "outside the image in slot 0x08004000")
 
 
-def test_malformed_images_fail_with_exit_2(mcuota: Run, built: dict[str, Path], tmp_path: Path) -> None:
+def test_malformed_images_fail_verification_with_exit_1(mcuota: Run, built: dict[str, Path], tmp_path: Path) -> None:
     truncated = tmp_path / "truncated.img"
     truncated.write_bytes(built["stm32-header"].read_bytes()[:10])
-    assert_one_line_error(mcuota("image", "check", "--format", "stm32-header", truncated), 2,
+    assert_one_line_error(mcuota("image", "verify", "--format", "stm32-header", truncated), 1,
                           "truncated header: 10 of 16")
     cut = tmp_path / "cut.img"
     cut.write_bytes(built["interrupt"].read_bytes()[:-5])
-    assert_one_line_error(mcuota("image", "check", cut), 2, "truncated image")
+    assert_one_line_error(mcuota("image", "verify", cut), 1, "truncated image")
     garbage = tmp_path / "garbage.img"
     garbage.write_bytes(bytes(range(256)) * 4)
-    assert_one_line_error(mcuota("image", "check", garbage), 2, "no known magic")
-    assert_one_line_error(mcuota("image", "check", "--format", "interrupt", garbage), 2,
+    assert_one_line_error(mcuota("image", "verify", garbage), 1, "bad magic")
+    assert_one_line_error(mcuota("image", "verify", "--format", "interrupt", garbage), 1,
                           "bad magic 0x0100 at offset 0")
     Path(f"{built['gizwits']}.json").write_text('{"format": "gizwits", "size": 1}')
-    assert_one_line_error(mcuota("image", "check", built["gizwits"]), 2, '"md5"')
+    assert_one_line_error(mcuota("image", "verify", built["gizwits"]), 1, '"md5"')
 
 
 def test_invalidated_interrupt_image_is_reported_as_such(mcuota: Run, built: dict[str, Path]) -> None:
     path = built["interrupt"]
     path.write_bytes(interrupt.invalidate_interrupt_image(path.read_bytes()))
-    assert_one_line_error(mcuota("image", "check", "--format", "interrupt", path), 2, "invalidated")
+    assert_one_line_error(mcuota("image", "verify", "--format", "interrupt", path), 1, "invalidated")
 
 
 # --------------------------------------------------------------------------------------- checksum

@@ -1,5 +1,6 @@
-"""``mcuota image build`` (the seed bootloaders' own image formats), ``mcuota image check`` (their
-verification: exit 1 when an image does not check out) and ``mcuota image checksum``.
+"""``mcuota image build`` (the seed bootloaders' own image formats), their verification (reached
+through ``mcuota image verify``, which recognises them: exit 1 when an image does not check out) and
+``mcuota image checksum``.
 
 Only argparse is imported here at start-up; each handler imports the format module it needs. The
 rules themselves (ranges, sizes, CRCs) live in ``mcuota.image``; this module maps options to them and
@@ -28,7 +29,6 @@ Built = tuple[list[tuple[str, bytes]], str]  # (path, bytes) to write, and the l
 
 def register(sub: Any) -> None:
     _register_build(sub)
-    _register_check(sub)
     _register_checksum(sub)
 
 
@@ -75,22 +75,22 @@ def _register_build(sub: Any) -> None:
     parser.set_defaults(handler=run_build)
 
 
-def _register_check(sub: Any) -> None:
-    parser = add_command(
-        sub, "check", "verify a seed-format image the way its bootloader would (exit 1 if invalid)",
-        "mcuota image check --slot 0x08020000 app-1.2.3.img",
-        description=(
-            "Verify a stm32-header, interrupt or gizwits image as its bootloader would. The format is\n"
-            "recognised from the header; a gizwits .bin is checked against its sidecar FILE.json.\n"
-            "Exit 0 when valid, 1 when the CRC/MD5 does not match, 2 when the file is malformed."),
-    )
-    parser.add_argument("--format", choices=FORMATS, help="the image format (default: recognise it)")
+def add_seed_verify_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``image verify`` that apply to the seed formats (the verb itself is in image_sign_cmd)."""
+    parser.add_argument("--format", choices=FORMATS,
+                        help="a seed format to check IMAGE as (default: recognise it)")
     parser.add_argument("--crc", choices=("crc32", "crc32-stm32"),
                         help="stm32-header: the variant the bootloader uses (default: either)")
     parser.add_argument("--slot", type=int_arg, metavar="ADDR",
                         help="interrupt: also check the vector table lies in the image in this slot")
-    parser.add_argument("file", metavar="FILE", help="the image (gizwits: the .bin or its .json)")
-    parser.set_defaults(handler=run_check)
+
+
+def is_seed_image(path: str, data: bytes) -> bool:
+    """Whether ``image verify`` should check ``path`` as a seed format rather than as MCUboot."""
+    from mcuota.image import interrupt, stm32_header
+
+    return (stm32_header.looks_like(data) or interrupt.looks_like(data) or path.endswith(".json")
+            or Path(f"{path}.json").exists())
 
 
 def _register_checksum(sub: Any) -> None:
@@ -251,11 +251,12 @@ def _write_all(outputs: list[tuple[str, bytes]]) -> None:
 # ---------------------------------------------------------------------------------------- check
 
 def run_check(args: argparse.Namespace) -> int:
+    """``image verify`` for a seed-format image: exit 0 valid, 1 CRC/MD5 mismatch, 2 malformed."""
     from mcuota.errors import FormatError, IntegrityError, UsageError
     from mcuota.fsutil import read_input
     from mcuota.image import gizwits, interrupt, stm32_header
 
-    path = Path(args.file)
+    path = Path(args.image)
     fmt = args.format
     data = b"" if fmt == "gizwits" or path.suffix == ".json" else read_input(path, "image")
     if fmt is None:

@@ -154,23 +154,46 @@ def _sign(args: argparse.Namespace) -> int:
 
 def _register_verify(sub: Any) -> None:
     p = add_command(
-        sub, "verify", "check an MCUboot image's hash and signature against trusted keys",
+        sub, "verify", "check an image: MCUboot hash and signature, or a seed format's CRC/MD5",
         "mcuota image verify --key signing-pub.pem --key backup-pub.pem app.signed.bin",
-        description="Check an MCUboot image (.bin or .hex) as the bootloader would: structure, SHA-256, "
-                    "and the signature against each --key (public or private PEM). Without --key only "
-                    "the hash is checked, and the output says so. Exit status: 0 valid, 1 invalid "
-                    "(malformed, bad hash, no matching signature), 2 unreadable input or bad usage.")
+        description="Check an image as its bootloader would. MCUboot (.bin or .hex): structure, SHA-256, "
+                    "and the signature against each --key (public or private PEM); without --key only "
+                    "the hash is checked, and the output says so. Seed formats (stm32-header, interrupt, "
+                    "gizwits with its .json sidecar) are recognised and their CRC or MD5 checked. Exit "
+                    "status: 0 valid, 1 invalid (malformed, bad hash or CRC, no matching signature), "
+                    "2 unreadable input or bad usage.")
     p.add_argument("image", metavar="IMAGE", help="signed image: .bin or .hex")
     p.add_argument("-k", "--key", action="append", default=[], metavar="FILE",
                    help="trusted key (PEM, public or private); repeat for several")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_password_options(p, "of encrypted private --key files")
+    from mcuota.cli.image_build_cmd import add_seed_verify_options
+
+    add_seed_verify_options(p)
     p.set_defaults(handler=_verify)
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from mcuota.errors import IntegrityError
+    from mcuota.errors import IntegrityError, UsageError
     from mcuota.image.mcuboot.files import verify_file
+
+    seed = args.format is not None or args.crc is not None or args.slot is not None
+    if not seed and not args.image.endswith(".hex"):
+        from mcuota.cli.image_build_cmd import is_seed_image
+        from mcuota.fsutil import read_input
+
+        seed = is_seed_image(args.image, read_input(args.image, "image")[:64])
+    if seed:
+        if args.key:
+            raise UsageError(f"{args.image} is a seed-format image: it carries a CRC or MD5, no signature "
+                             "to check against --key")
+        from mcuota.cli.image_build_cmd import run_check
+        from mcuota.errors import FormatError
+
+        try:
+            return run_check(args)
+        except FormatError as exc:  # a malformed image is an invalid one: exit 1, as for MCUboot
+            raise IntegrityError(str(exc)) from None
 
     keys = []
     if args.key:

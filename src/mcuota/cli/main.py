@@ -14,13 +14,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-# Command groups, in the order --help lists them; each module defines ``register(subparsers)``.
-COMMAND_MODULES = (
-    "mcuota.cli.keys_cmd",
-    "mcuota.cli.image_cmd",
-    "mcuota.cli.demo_cmd",
-    "mcuota.cli.emulate_cmd",
-)
+# Command groups by name, in the order --help lists them; each module defines ``register(subparsers)``
+# and may define ``register_only(subparsers, rest)`` to build just the verb that ``rest`` names.
+COMMANDS = {
+    "keys": "mcuota.cli.keys_cmd",
+    "image": "mcuota.cli.image_cmd",
+    "demo": "mcuota.cli.demo_cmd",
+    "emulate": "mcuota.cli.emulate_cmd",
+    "boot": "mcuota.cli.boot_cmd",
+}
+COMMAND_MODULES = tuple(COMMANDS.values())
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,7 +33,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (given ``argv`` naming a command) only the parts that command needs: a
+    signing step in a firmware build should not pay for building every other command's parser."""
     from mcuota import __version__
 
     parser = _Parser(
@@ -41,17 +46,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mcuota {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    words = list(argv or ())
+    first = next((i for i, w in enumerate(words) if not w.startswith("-")), None)
+    chosen = words[first] if first is not None else None
+    if chosen in COMMANDS and not any(w in ("-h", "--help") for w in words[: first or 0]):
+        module = importlib.import_module(COMMANDS[chosen])
+        only = getattr(module, "register_only", None)
+        if only is not None:
+            only(sub, words[(first or 0) + 1 :])
+        else:
+            module.register(sub)
+        return parser
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words)
+    args = parser.parse_args(words)
     handler = getattr(args, "handler", None)
     if handler is None:
-        parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "--help"])
+        parser.parse_args([*words, "--help"])
         return 2
     from mcuota.errors import McuotaError
 
