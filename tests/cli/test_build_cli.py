@@ -248,7 +248,7 @@ def test_wrong_crc_variant_and_wrong_slot_fail_with_exit_1(mcuota: Run, built: d
                           "outside the image in slot 0x08004000")
 
 
-def test_malformed_images_fail_verification_with_exit_1(mcuota: Run, built: dict[str, Path], tmp_path: Path) -> None:
+def test_malformed_images_fail_verification(mcuota: Run, built: dict[str, Path], tmp_path: Path) -> None:
     truncated = tmp_path / "truncated.img"
     truncated.write_bytes(built["stm32-header"].read_bytes()[:10])
     assert_one_line_error(mcuota("image", "verify", "--format", "stm32-header", truncated), 1,

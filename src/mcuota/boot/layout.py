@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from mcuota.errors import UsageError
@@ -88,21 +89,23 @@ class Layout:
             raise UsageError(f"layout {self.name}: two flash devices share a name")
         for part in self.partitions:
             if part.device not in parts:
-                raise UsageError(f"layout {self.name}: partition {part.name} is on unknown device {part.device}")
+                raise UsageError(f"layout {self.name}: partition {part.name} is on unknown device "
+                                 f"{part.device}")
             geometry = parts[part.device].geometry
             if part.size <= 0:
                 raise UsageError(f"layout {self.name}: partition {part.name} has size {part.size}")
             if part.address < geometry.base or part.end > geometry.base + geometry.size:
                 raise UsageError(
                     f"layout {self.name}: partition {part.name} 0x{part.address:08x}..0x{part.end:08x} "
-                    f"is outside {part.device} (0x{geometry.base:08x}..0x{geometry.base + geometry.size:08x})")
+                    f"is outside {part.device} "
+                    f"(0x{geometry.base:08x}..0x{geometry.base + geometry.size:08x})")
             starts = {s.start for s in geometry.sectors} | {geometry.base + geometry.size}
             if part.address not in starts or part.end not in starts:
                 raise UsageError(
                     f"layout {self.name}: partition {part.name} 0x{part.address:08x}..0x{part.end:08x} "
                     f"does not start and end on {part.device} sector boundaries")
         ordered = sorted(self.partitions, key=lambda p: (p.device, p.address))
-        for first, second in zip(ordered, ordered[1:], strict=False):
+        for first, second in pairwise(ordered):
             if first.device == second.device and second.address < first.end:
                 raise UsageError(f"layout {self.name}: partitions {first.name} and {second.name} overlap "
                                  f"at 0x{second.address:08x}")

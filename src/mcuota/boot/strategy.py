@@ -48,7 +48,7 @@ class ReleaseImage:
 
 
 class Strategy(ABC):
-    """One bootloader system on one layout. Subclasses are registered by name in :mod:`mcuota.boot.registry`."""
+    """One bootloader system on one layout; subclasses are found by name in :mod:`mcuota.boot.registry`."""
 
     name: str = ""
 
@@ -57,7 +57,8 @@ class Strategy(ABC):
 
     # -- images ---------------------------------------------------------------------------------------
     @abstractmethod
-    def make_release(self, payload: bytes, version: ImageVersion, *, signer: object | None = None) -> ReleaseImage:
+    def make_release(self, payload: bytes, version: ImageVersion, *,
+                     signer: object | None = None) -> ReleaseImage:
         """Wrap a raw application (linked for ``layout.app_address``) in this system's image format."""
 
     # -- factory ----------------------------------------------------------------------------------------
@@ -71,8 +72,24 @@ class Strategy(ABC):
         """What the running application (its OTA agent) does: write the update where the bootloader looks
         and request it. ``permanent`` asks for no revert (MCUboot PERM); other systems ignore it."""
 
-    def confirm(self, board: Board) -> None:
-        """The running application declares itself good; a no-op where the system has no revert."""
+    def confirm(self, board: Board) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """The running application declares itself good; a no-op where the system has no revert.
+        Applications confirm on every boot, so this must not touch flash when already confirmed."""
+
+    def committed(self, board: Board, release: ReleaseImage) -> bool | None:
+        """Whether the update to ``release`` is past its point of no return on this board: from here
+        on only ``release`` may run after any power cut (for Gizwits: the FLAG record is pending).
+
+        A sweep evaluates it on the flash state between two operations of a clean update; it must be
+        false before the update starts and stay true once it turned true. ``None`` (the default)
+        leaves the sweep to infer the commit point from where recoveries start ending in the new
+        image."""
+        return None
+
+    def parse_release(self, data: bytes) -> ReleaseImage | None:
+        """``data`` as an image already built in this system's format, or ``None`` when it is not one
+        (then it is raw firmware for :meth:`make_release`)."""
+        return None
 
     # -- bootloader -------------------------------------------------------------------------------------
     @abstractmethod
