@@ -41,7 +41,11 @@ def _print_human(info: dict[str, Any], indent: str = "") -> None:
             print(f"{indent}{key}:")
             for item in value:
                 if isinstance(item, dict):
-                    print(f"{indent}  - " + ", ".join(f"{k}={_fmt(k, v)}" for k, v in item.items()))
+                    flat = {k: v for k, v in item.items() if not isinstance(v, list | dict)}
+                    print(f"{indent}  - " + ", ".join(f"{k}={_fmt(k, v)}" for k, v in flat.items()))
+                    nested = {k: v for k, v in item.items() if isinstance(v, list | dict)}
+                    if nested:
+                        _print_human(nested, indent + "    ")
                 else:
                     print(f"{indent}  - {item}")
         else:
