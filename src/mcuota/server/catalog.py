@@ -76,14 +76,16 @@ class InMemoryCatalog:
         digest = hashlib.sha256(data).hexdigest()
         offer = Offer(release_id=digest[:16], version=version, board=board, size=len(data), sha256=digest,
                       file_name=file_name or f"{board}-{version}.bin", image_format=image_format,
-                      product=self.product, manufacturer=self.manufacturer, manufacturer_id=self.manufacturer_id)
+                      product=self.product, manufacturer=self.manufacturer,
+                      manufacturer_id=self.manufacturer_id)
         with self._lock:
             self._releases[offer.release_id] = (offer, data)
         return offer
 
     def offer_for(self, serial: str, board: str, running_version: ImageVersion) -> Offer | None:
         with self._lock:
-            candidates = [o for o, _ in self._releases.values() if o.board == board and o.version > running_version]
+            candidates = [o for o, _ in self._releases.values()
+                          if o.board == board and o.version > running_version]
         return max(candidates, key=lambda o: o.version.triple, default=None)
 
     def artifact(self, release_id: str) -> bytes:
