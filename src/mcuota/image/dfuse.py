@@ -32,6 +32,7 @@ from itertools import pairwise
 
 from mcuota.errors import FormatError, UsageError
 from mcuota.image.dfu import BCD_DFUSE, DfuSuffix, add_dfu_suffix, split_dfu_file
+from mcuota.image.firmware import Segment
 
 PREFIX_FORMAT = "<5sBIB"
 PREFIX_LENGTH = struct.calcsize(PREFIX_FORMAT)  # 11
@@ -47,16 +48,9 @@ MAX_NAME_LENGTH = 254  # the 255-byte field keeps a terminating NUL
 _U32 = 1 << 32
 
 
-@dataclass(frozen=True)
-class DfuseElement:
-    """Bytes to write at one address."""
-
-    address: int
-    data: bytes
-
-    @property
-    def end(self) -> int:
-        return self.address + len(self.data)
+DfuseElement = Segment
+"""A DfuSe element is an addressed segment: bytes to write at one address (``.address``, ``.data``,
+``.end``), the same value :mod:`mcuota.image.firmware` uses."""
 
 
 @dataclass(frozen=True)
