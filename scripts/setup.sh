@@ -27,6 +27,8 @@ missing=()
 for cmd in "${!tools[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${tools[$cmd]}")
 done
+# The update-server tests start their own PostgreSQL server; Debian keeps its binaries off PATH.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=("postgresql")
 # dfuse-pack (Debian's dfu-util) imports intelhex from the system Python for its -i option.
 /usr/bin/python3 -c 'import intelhex' >/dev/null 2>&1 || missing+=("python3-intelhex")
 if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then

@@ -22,6 +22,11 @@ COMMANDS = {
     "demo": "mcuota.cli.demo_cmd",
     "emulate": "mcuota.cli.emulate_cmd",
     "boot": "mcuota.cli.boot_cmd",
+    "serve": "mcuota.cli.serve_cmd",
+    "trust": "mcuota.cli.trust_cmd",
+    "release": "mcuota.cli.release_cmd",
+    "device": "mcuota.cli.device_cmd",
+    "rollout": "mcuota.cli.rollout_cmd",
 }
 COMMAND_MODULES = tuple(COMMANDS.values())
 
