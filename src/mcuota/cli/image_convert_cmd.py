@@ -100,8 +100,8 @@ def _register_bin2c(sub: Any) -> None:
         sub, "bin2c", "write firmware as a C header (a const byte array and its length)",
         "mcuota image bin2c app.bin ota_image.h --name ota_image",
         description="Write firmware as a C header with an include guard: "
-                    "'static const unsigned char NAME[]' and 'static const unsigned int NAME_len'. HEX/SREC/ELF inputs become their contiguous bytes "
-                    "(gaps 0xff).")
+                    "'static const unsigned char NAME[]' and 'static const unsigned int NAME_len'. "
+                    "HEX/SREC/ELF inputs become their contiguous bytes (gaps 0xff).")
     p.add_argument("input", metavar="IN", help="firmware: .bin, .hex, .srec or .elf")
     p.add_argument("output", metavar="OUT", help="header to write, e.g. ota_image.h")
     p.add_argument("--name", help="C identifier of the array (default: from OUT's name)")
