@@ -1,5 +1,6 @@
-"""Throughput of the update server (SQLite, one ``mcuota serve`` process), each figure against a peer
-measured in the same run:
+"""Throughput of the update server (SQLite, ``mcuota serve`` started as a subprocess), measured with wrk
+(a C load generator, so the client is not the bottleneck), each figure against a peer measured in the
+same run; every figure is requests/s and the 99th-percentile latency:
 
 * device check-ins/s over a fleet of 10,000 registered devices with a rollout to all of them (every
   first check-in admits the device and writes its attempt; the second pass re-offers it), against the
@@ -8,8 +9,9 @@ measured in the same run:
   installed (else against ``/healthz`` again, and said so).
 
 The 10,000 devices are inserted straight into the database before the server starts (registering them
-one by one over HTTP would measure registration, not check-ins). Run:
-``.venv/bin/python bench/server_bench.py [--devices 10000] [--clients 16]``.
+one by one over HTTP would measure registration, not check-ins). Needs ``wrk`` (exits saying so when
+absent); nginx is optional (the Range figure then has no peer, and says so). Run:
+``.venv/bin/python bench/server_bench.py [--devices 10000] [--connections 16] [--seconds 5]``.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -71,91 +75,155 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("mcuota serve did not start")
 
 
-def parallel_rate(jobs: list[Callable[[httpx.Client], None]], clients: int, url: str) -> float:
-    """Requests per second running ``jobs`` spread over ``clients`` threads (one connection each)."""
-    chunks = [jobs[i::clients] for i in range(clients)]
-    barrier = threading.Barrier(clients + 1)
-
-    def worker(chunk: list[Callable[[httpx.Client], None]]) -> None:
-        with httpx.Client(base_url=url, timeout=60) as client:
-            barrier.wait()
-            for job in chunk:
-                job(client)
-
-    threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    return len(jobs) / (time.perf_counter() - start)
+def lua_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string of ASCII is a valid Lua string literal
 
 
-def checkin_job(serial: str, token: str) -> Callable[[httpx.Client], None]:
-    body = {"serial": serial, "board": BOARD, "version": "1.0.0"}
-    headers = {"Authorization": f"Bearer {token}"}
-
-    def job(client: httpx.Client) -> None:
-        response = client.post("/api/v1/device/checkin", json=body, headers=headers)
-        assert response.status_code == 200, response.text
-
-    return job
-
-
-def get_job(path: str, headers: dict[str, str]) -> Callable[[httpx.Client], None]:
-    def job(client: httpx.Client) -> None:
-        response = client.get(path, headers=headers)
-        assert response.status_code in (200, 206), response.text
-
-    return job
+# Prints one JSON line after wrk's own summary: requests/s over the run, p99 latency, non-2xx count.
+LUA_DONE = """
+done = function(summary, latency, requests)
+  local secs = summary.duration / 1e6
+  io.write(string.format('WRKJSON {"requests": %d, "rps": %.1f, "p99_ms": %.3f, "p50_ms": %.3f, '
+    .. '"non2xx": %d, "errors": %d}\\n', summary.requests, summary.requests / secs,
+    latency:percentile(99) / 1000, latency:percentile(50) / 1000, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
 
 
-def nginx_peer(blob: Path, size: int, requests: int, clients: int) -> float | None:
-    nginx = shutil.which("nginx")
-    if nginx is None:
-        return None
-    root = Path(tempfile.mkdtemp(prefix="mcuota-nginx-"))
-    (root / "image.bin").write_bytes(blob.read_bytes())
-    import socket
+def range_script(path: str, token: str | None, size: int) -> str:
+    """GETs of 4096-byte steps at a random offset per request (a device resuming anywhere)."""
+    auth = f'["Authorization"] = "Bearer " .. {lua_string(token)},' if token else ""
+    return f"""
+local steps = {max(1, size // 4096)}
+math.randomseed(os.time())
+request = function()
+  local start = math.random(0, steps - 1) * 4096
+  return wrk.format("GET", {lua_string(path)}, {{{auth}
+    ["Range"] = "bytes=" .. start .. "-" .. (start + 4095)}})
+end
+""" + LUA_DONE
 
+
+def checkin_script(pairs: list[tuple[str, str]]) -> str:
+    """POST /checkin cycling through ``pairs``; each wrk thread starts at its own offset."""
+    table = ",\n".join(f"{{{lua_string(s)}, {lua_string(t)}}}" for s, t in pairs)
+    return f"""
+local devices = {{
+{table}
+}}
+local n = #devices
+local counter = 0
+i = 0  -- global: setup() gives each thread its own start
+local stride = 1
+setup = function(thread)
+  thread:set("i", counter)
+  counter = counter + 1
+end
+init = function(args)
+  stride = tonumber(args[1]) or 1
+end
+request = function()
+  local d = devices[(i % n) + 1]
+  i = i + stride
+  local body = '{{"serial": "' .. d[1] .. '", "board": "{BOARD}", "version": "1.0.0"}}'
+  return wrk.format("POST", "/api/v1/device/checkin",
+    {{["Authorization"] = "Bearer " .. d[2], ["Content-Type"] = "application/json"}}, body)
+end
+""" + LUA_DONE
+
+
+def get_script(path: str) -> str:
+    return f'wrk.path = {lua_string(path)}\n' + LUA_DONE
+
+
+class Result(NamedTuple):
+    rps: float
+    p99_ms: float
+    requests: int
+    bad: int
+
+
+def run_wrk(url: str, script: str, work: Path, *, seconds: int, connections: int, threads: int,
+            args: list[str] | None = None) -> Result:
+    lua = work / f"wrk-{time.monotonic_ns()}.lua"
+    lua.write_text(script)
+    done = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+                           "--timeout", "10s", "-s", str(lua), url, *(["--", *args] if args else [])],
+                          check=False, capture_output=True, text=True)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("WRKJSON ")), None)
+    if line is None:
+        raise SystemExit(f"wrk printed no summary (exit {done.returncode}):\n{done.stdout}{done.stderr}")
+    data = json.loads(line.removeprefix("WRKJSON "))
+    return Result(data["rps"], data["p99_ms"], data["requests"], data["non2xx"] + data["errors"])
+
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def nginx_peer(blob: Path) -> Iterator[str | None]:
+    """nginx serving ``blob`` at /image.bin on a loopback port, or None (with a reason) if absent."""
+    nginx = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    if nginx is None:
+        print("nginx is not installed (apt-get install nginx): the Range GETs have no nginx peer")
+        yield None
+        return
+    root = Path(tempfile.mkdtemp(prefix="mcuota-nginx-"))
+    shutil.copyfile(blob, root / "image.bin")
+    port = free_port()
     conf = root / "nginx.conf"
     conf.write_text(f"""daemon off; worker_processes 1; pid {root}/nginx.pid; error_log {root}/error.log;
 events {{ worker_connections 1024; }}
-http {{ access_log off; client_body_temp_path {root}; proxy_temp_path {root}; fastcgi_temp_path {root};
-  uwsgi_temp_path {root}; scgi_temp_path {root};
+http {{ access_log off; sendfile on; client_body_temp_path {root}; proxy_temp_path {root};
+  fastcgi_temp_path {root}; uwsgi_temp_path {root}; scgi_temp_path {root};
   server {{ listen 127.0.0.1:{port}; root {root}; }} }}
 """)
     proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(root)], stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.5)
-        jobs = [get_job("/image.bin", {"Range": f"bytes={(i * 4096) % size}-{(i * 4096) % size + 4095}"})
-                for i in range(requests)]
-        return parallel_rate(jobs, clients, f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait()
         shutil.rmtree(root, ignore_errors=True)
 
 
-def row(label: str, ours: float, peer: float, peer_name: str) -> None:
-    print(f"{label:<44} {ours:>9,.0f} req/s   {peer_name:<22} {peer:>9,.0f} req/s   "
-          f"ratio {peer / ours:5.1f}x")
+def row(label: str, ours: Result, peer: Result | None, peer_name: str) -> None:
+    line = f"{label:<40} {ours.rps:>8,.0f} req/s p99 {ours.p99_ms:6.1f} ms"
+    if ours.bad:
+        line += f" ({ours.bad} failed)"
+    if peer is not None:
+        line += (f" | {peer_name:<18} {peer.rps:>8,.0f} req/s p99 {peer.p99_ms:6.1f} ms"
+                 f" | ratio {peer.rps / ours.rps:5.1f}x")
+    print(line)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--devices", type=int, default=10_000)
-    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run (default 5)")
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("server_bench needs wrk (apt-get install wrk); nothing measured")
     data_dir = Path(tempfile.mkdtemp(prefix="mcuota-bench-"))
+    runs = {"seconds": args.seconds, "connections": args.connections, "threads": args.threads}
     try:
         t0 = time.perf_counter()
         pairs = populate(data_dir, args.devices)
-        print(f"inserted {len(pairs):,} devices in {time.perf_counter() - t0:.1f} s (SQLite, {data_dir})")
+        print(f"inserted {len(pairs):,} devices in {time.perf_counter() - t0:.1f} s (SQLite, {data_dir}); "
+              f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s per figure")
         proc, url = start_server(data_dir)
         try:
             key = (data_dir / "admin-api-key").read_text().strip()
@@ -167,26 +235,23 @@ def main() -> None:
             admin.post("/api/v1/rollouts",
                        json={"release_id": release["id"], "stages": [100]}).raise_for_status()
 
-            floor = parallel_rate([get_job("/healthz", {}) for _ in range(4000)], args.clients, url)
-            first = parallel_rate([checkin_job(s, t) for s, t in pairs], args.clients, url)
-            row(f"first check-ins ({len(pairs):,} devices, admit)", first, floor, "/healthz (same server)")
-            again = parallel_rate([checkin_job(s, t) for s, t in pairs[:4000]], args.clients, url)
-            row("repeat check-ins (re-offer the job)", again, floor, "/healthz (same server)")
+            floor = run_wrk(url, get_script("/healthz"), data_dir, **runs)
+            row("/healthz (HTTP floor, no database)", floor, None, "")
+            # Pass 1 walks the fleet from the first device: every check-in until it wraps admits a device.
+            first = run_wrk(url, checkin_script(pairs), data_dir, **runs, args=[str(args.threads)])
+            note = "" if first.requests <= len(pairs) else f", wrapped after {len(pairs):,}"
+            row(f"check-ins, first contact (admit{note})", first, floor, "/healthz")
+            seen = pairs[:max(1, min(first.requests, len(pairs)))]
+            again = run_wrk(url, checkin_script(seen), data_dir, **runs, args=[str(args.threads)])
+            row("check-ins, repeat (re-offer the job)", again, floor, "/healthz")
 
-            token = pairs[0][1]
-            size = release["size"]
-            auth = {"Authorization": f"Bearer {token}"}
             path = f"/api/v1/device/artifacts/{release['id']}"
-            steps = [(i * 4096) % size for i in range(4000)]
-            ranges = [get_job(path, {**auth, "Range": f"bytes={a}-{a + 4095}"}) for a in steps]
-            ours = parallel_rate(ranges, args.clients, url)
+            ours = run_wrk(url, range_script(path, pairs[0][1], release["size"]), data_dir, **runs)
             blob = data_dir / "blobs" / release["sha256"][:2] / release["sha256"]
-            peer = nginx_peer(blob, size, 4000, args.clients)
-            if peer is None:
-                print("nginx is not installed: Range GETs are compared with /healthz instead")
-                row("Range GETs of 4096 bytes (device API)", ours, floor, "/healthz (same server)")
-            else:
-                row("Range GETs of 4096 bytes (device API)", ours, peer, "nginx, same file")
+            with nginx_peer(blob) as peer_url:
+                peer = None if peer_url is None else run_wrk(
+                    peer_url, range_script("/image.bin", None, release["size"]), data_dir, **runs)
+            row("Range GETs of 4096 bytes (device API)", ours, peer, "nginx, same file")
         finally:
             proc.terminate()
             proc.wait(timeout=30)

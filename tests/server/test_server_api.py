@@ -394,3 +394,18 @@ def test_a_checkin_on_the_new_version_completes_the_attempt(api: Api, fleet: dic
     attempt = api.ok("GET", "/api/v1/devices/SN1")["attempts"][0]
     assert attempt["state"] == "success"
     assert api.ok("GET", "/api/v1/rollouts/1")["succeeded"] == 1
+
+
+def test_a_rotated_token_stops_working_at_once(api: Api, fleet: dict[str, Any]) -> None:
+    """Even while ranges are served from the per-device cache."""
+    token = fleet["tokens"]["SN1"]
+    job = api.checkin("SN1", token, "1.0.0")["job"]
+    for start in (0, 4096):  # warm the per-device caches the way a ranged download does
+        part = api.call("GET", job["url"], token=token, headers={"Range": f"bytes={start}-{start + 4095}"})
+        assert part.status_code == 206
+    fresh = api.client.post("/api/v1/devices/SN1/token", headers={"Authorization": f"Bearer {api.key}"})
+    assert fresh.status_code == 200, fresh.text
+    stale = api.call("GET", job["url"], token=token, headers={"Range": "bytes=0-4095"})
+    assert_error(stale, 401, "invalid_token")
+    again = api.call("GET", job["url"], token=fresh.json()["token"], headers={"Range": "bytes=0-4095"})
+    assert again.status_code == 206

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from mcuota.server.api_models import MAX_ID, CheckinIn, CheckinOut, ErrorOut, ReportIn, ReportOut
@@ -66,9 +67,15 @@ def _artifact(request: Request, runtime: Runtime, me: DeviceRow, release_id: int
 
 
 @router.get("/artifacts/{release_id}", response_class=Response, responses=ARTIFACT_RESPONSES)
-def download(request: Request, release_id: ReleasePath, runtime: RuntimeDep,
-             me: Me) -> Response:
-    return _artifact(request, runtime, me, release_id, head=False)
+async def download(request: Request, release_id: ReleasePath, runtime: RuntimeDep,
+                   me: Me) -> Response:
+    """A device downloading its job range by range is answered on the event loop, from memory and the
+    page cache, once the first range has looked its job up; anything else goes through the threadpool."""
+    artifact = runtime.fleet.cached_artifact(me, release_id)
+    if artifact is None or request.headers.get("range") is None:
+        return await run_in_threadpool(_artifact, request, runtime, me, release_id, False)
+    return serve_blob(request, runtime, artifact.sha256, size=artifact.size, file_name=artifact.file_name,
+                      protocol="device-api")
 
 
 @router.head("/artifacts/{release_id}", response_class=Response, responses=ARTIFACT_RESPONSES)

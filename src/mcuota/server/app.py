@@ -14,8 +14,8 @@ traceback (the traceback goes to the log).
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -156,7 +156,7 @@ class ObserveMiddleware:
             return
         started = time.perf_counter()
         status = 500
-        request_id = uuid.uuid4().hex[:16]
+        request_id = os.urandom(8).hex()  # 16 hex digits like uuid4().hex[:16], for less
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status

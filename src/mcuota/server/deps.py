@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from mcuota.server import credentials
@@ -27,7 +28,8 @@ class NotReady(ServiceError):
     code = "starting"
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """Async on purpose, like :func:`device`: a sync dependency costs a trip through the threadpool."""
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise NotReady("the server is starting")
@@ -55,10 +57,15 @@ def require(scope: str) -> Callable[..., ApiKey]:
     return dependency
 
 
-def device(runtime: RuntimeDep, creds: DeviceCreds) -> DeviceRow:
+async def device(runtime: RuntimeDep, creds: DeviceCreds) -> DeviceRow:
+    """A recently verified token is answered from memory on the event loop; any other goes to the
+    database in the threadpool."""
     if creds is None or not creds.credentials:
         raise Unauthorized("missing device token: send 'Authorization: Bearer <token>'", code="missing_token")
-    return runtime.fleet.authenticate_device(creds.credentials)
+    known = runtime.fleet.cached_device(creds.credentials)
+    if known is not None:
+        return known
+    return await run_in_threadpool(runtime.fleet.authenticate_device, creds.credentials)
 
 
 def seed002_device(serial: str, runtime: RuntimeDep, creds: DeviceCreds, token: QueryToken) -> DeviceRow:

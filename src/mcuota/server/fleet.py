@@ -58,6 +58,7 @@ from mcuota.server.schema import (
     rollouts,
     signing_keys,
 )
+from mcuota.server.ttlcache import TtlCache
 
 log = logging.getLogger("mcuota.server.fleet")
 
@@ -67,6 +68,15 @@ FAILED = frozenset({"failure", "reverted"})
 _RANK = {"offered": 0, "downloading": 1, "downloaded": 2, "installing": 3, "rebooting": 4,
          "success": 5, "failure": 5, "reverted": 6, "cancelled": 0}
 REPORTABLE = RESULT_STATES
+
+
+class _NeedsWrite(Exception):
+    """A check-in answered in a read transaction found it has something to write."""
+
+
+LAST_SEEN_RESOLUTION = 30.0
+"""Seconds: a check-in sooner than this after the recorded one leaves ``last_seen_at`` alone, so a
+device polling (or a fleet re-asking for its job) commits nothing and syncs nothing to disk."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +158,8 @@ class Fleet:
         self.clock = clock
         self._blob_lock = threading.Lock()
         self._key_cache: dict[int, PublicKey] = {}
+        self._devices_by_token: TtlCache[DeviceRow] = TtlCache()
+        self._artifacts: TtlCache[Artifact] = TtlCache()
         self.on_report: list[Callable[[ReportOutcome], None]] = []
 
     # --- start-up ----------------------------------------------------------------------------------
@@ -183,14 +195,22 @@ class Fleet:
             raise Unauthorized("invalid API key", code="invalid_api_key")
         return ApiKey(row.id, row.name, row.scopes)
 
+    def cached_device(self, token: str) -> DeviceRow | None:
+        """The device of a token verified in the last seconds, without touching the database; None
+        means "ask :meth:`authenticate_device`"."""
+        return self._devices_by_token.get(credentials.digest(token))
+
     def authenticate_device(self, token: str, serial: str | None = None) -> DeviceRow:
         """The device a token belongs to; with ``serial``, also that it is that device's token."""
         hashed = credentials.digest(token)
-        with self.db.read() as conn:
-            row = conn.execute(self._device_query().where(devices.c.token_hash == hashed)).first()
-        if row is None or not credentials.matches(token, row.token_hash):
-            raise Unauthorized("invalid device token", code="invalid_token")
-        device = self._device_row(row)
+        device = self._devices_by_token.get(hashed)
+        if device is None:
+            with self.db.read() as conn:
+                row = conn.execute(self._device_query().where(devices.c.token_hash == hashed)).first()
+            if row is None or not credentials.matches(token, row.token_hash):
+                raise Unauthorized("invalid device token", code="invalid_token")
+            device = self._device_row(row)
+            self._devices_by_token.put(hashed, device.id, device)
         if serial is not None and device.serial != serial:
             raise Forbidden(f"this token does not belong to device {serial}", code="wrong_device")
         return device
@@ -506,6 +526,7 @@ class Fleet:
             conn.execute(update(devices).where(devices.c.id == device.id)
                          .values(token_hash=credentials.digest(token)))
             self._audit(conn, actor, "device.token", serial, {})
+        self._devices_by_token.forget_owner(device.id)
         return {"serial": serial, "token": token}
 
     def set_tags(self, serial: str, tags: Iterable[str], actor: str) -> dict[str, Any]:
@@ -596,24 +617,42 @@ class Fleet:
         return self._job_for(device.id, None)
 
     def _job_for(self, device_id: int, running: ImageVersion | None) -> Job | None:
+        # Most check-ins change nothing (a device re-asking for the job it has, or told "no update"):
+        # answer those from a read transaction, which on SQLite runs beside others instead of queueing
+        # for the one writer; the first write the answer would need sends it to a write transaction.
+        try:
+            with self.db.read() as conn:
+                return self._job_in(conn, device_id, running, read_only=True)
+        except _NeedsWrite:
+            pass
         for _ in range(3):
             try:
                 with self.db.write() as conn:
-                    return self._job_in(conn, device_id, running)
+                    job = self._job_in(conn, device_id, running)
             except IntegrityError:  # a concurrent check-in of the same device admitted it first
                 continue
+            # Again after the commit: a download that read the old newest attempt meanwhile may have
+            # cached it after the drop inside the transaction.
+            self._artifacts.forget_owner(device_id)
+            return job
         raise Conflict("concurrent check-ins of the same device; try again", code="concurrent_checkin")
 
-    def _job_in(self, conn: Connection, device_id: int, running: ImageVersion | None) -> Job | None:
+    def _job_in(self, conn: Connection, device_id: int, running: ImageVersion | None, *,
+                read_only: bool = False) -> Job | None:
         row = conn.execute(self._device_query().where(devices.c.id == device_id)).one()
         device = self._device_row(row)
         now = self.clock()
-        values: dict[str, Any] = {"last_seen_at": now}
+        values: dict[str, Any] = {}
+        if row.last_seen_at is None or now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
+            values["last_seen_at"] = now
         if running is not None and (running, running.build) != (device.version, device.version.build):
-            values.update(version=str(running), **_version_columns(running))
+            values.update(last_seen_at=now, version=str(running), **_version_columns(running))
             device = DeviceRow(device.id, device.serial, device.board_id, device.board, device.product_id,
                                running)
-        conn.execute(update(devices).where(devices.c.id == device.id).values(**values))
+        if values and read_only:
+            raise _NeedsWrite
+        if values:
+            conn.execute(update(devices).where(devices.c.id == device.id).values(**values))
         current = device.version
 
         # 1. an attempt already under way
@@ -630,6 +669,8 @@ class Fleet:
         for r in open_rows:
             target = _version(r)
             if target == current and r.a_state in ("installing", "rebooting", "downloaded"):
+                if read_only:
+                    raise _NeedsWrite
                 self._advance(conn, r.attempt_id, r.a_state, "success",
                               "device checked in running the release's version")
                 if r.a_rollout is not None:
@@ -659,6 +700,8 @@ class Fleet:
                 continue
             if not self._gate(current, _version(r), bool(r.allow_downgrade)):
                 continue
+            if read_only:
+                raise _NeedsWrite
             policy = self._policy(r)
             targets = self._targets(conn, r.rollout_id)
             cap = rollout_policy.stage_cap(policy.stages, r.stage_index, targets)
@@ -670,6 +713,7 @@ class Fleet:
             attempt_id = _insert(conn, attempts.insert().values(
                 device_id=device.id, release_id=r.id, rollout_id=r.rollout_id, state="offered", reason="",
                 stage_index=r.stage_index, created_at=now, updated_at=now))
+            self._artifacts.forget_owner(device.id)
             conn.execute(attempt_events.insert().values(
                 attempt_id=attempt_id, state="offered",
                 reason=f"rollout {r.rollout_id} stage {r.stage_index + 1}", created_at=now))
@@ -718,10 +762,24 @@ class Fleet:
             raise KeyError(release_id) from None
         return self.blobs.read(digest)
 
+    def cached_artifact(self, device: DeviceRow, release_id: int) -> Artifact | None:
+        """:meth:`device_artifact` when it was answered in the last seconds (never in the "offered"
+        state, so :meth:`note_download` has nothing to do for it); None means "ask the database"."""
+        return self._artifacts.get(f"{device.id}:{release_id}")
+
     def device_artifact(self, device: DeviceRow, release_id: int | None = None,
                         file_name: str | None = None) -> Artifact:
         """A release the device has a job for; any other release (another device's, or none at all)
-        is "not found" to it."""
+        is "not found" to it.
+
+        Attempts are never deleted, so "release R is a job of device D" stays true once it is; what can
+        change is which attempt is the newest, only by a new one (always "offered", which drops the
+        device's entries). The state matters only while "offered", so only other states are kept."""
+        key = f"{device.id}:{release_id}"
+        if release_id is not None and file_name is None:
+            cached = self._artifacts.get(key)
+            if cached is not None:
+                return cached
         query = (select(releases.c.id, releases.c.sha256, releases.c.size, releases.c.file_name,
                         attempts.c.state)
                  .select_from(attempts.join(releases, attempts.c.release_id == releases.c.id))
@@ -735,7 +793,10 @@ class Fleet:
         if row is None:
             what = f"release {release_id}" if release_id is not None else f"file {file_name}"
             raise NotFound(f"{what} is not an update job of device {device.serial}", code="no_such_job")
-        return Artifact(row.id, row.sha256, row.size, row.file_name, row.state)
+        artifact = Artifact(row.id, row.sha256, row.size, row.file_name, row.state)
+        if release_id is not None and file_name is None and artifact.attempt_state != "offered":
+            self._artifacts.put(key, device.id, artifact)
+        return artifact
 
     def note_download(self, device: DeviceRow, artifact: Artifact) -> None:
         """The server saw the device fetch its job's bytes: move an "offered" attempt to downloading."""
