@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from mcuboot_helpers import BOARDS, device, layout_of, mcuboot, release, with_history
+from mcuboot_helpers import BOARDS, device, layout_of, mcuboot, release
 
 from mcuota.boot.layout import Partition
 from mcuota.boot.mcuboot import McubootSwapMove
@@ -45,40 +45,6 @@ def test_clean_update_swaps_and_the_new_image_boots(board: str) -> None:
     assert state.swap_type is SwapType.TEST
     assert dev.board.read("secondary")[-strategy.secondary.trailer.span:].count(0xFF) == \
         strategy.secondary.trailer.span
-
-
-@pytest.mark.parametrize("board", BOARDS)
-def test_every_operation_cut_and_torn(board: str) -> None:
-    layout = layout_of(MODE, board)
-    strategy = mcuboot(layout)
-    report = sweep(layout, release(strategy, "1.0.0"), release(strategy, "2.0.0"), torn=True,
-                   strategy=strategy, workers=1)
-    assert report.ok, report.failures[:3]
-    assert report.clean is Outcome.NEW
-    assert report.outcomes["bricked"] == report.outcomes["wrong"] == 0
-    assert report.commit_op == report.flash_ops  # the application's confirm is the point of no return
-
-
-@pytest.mark.parametrize("board", BOARDS)
-def test_unconfirmed_image_is_reverted_with_every_operation_cut_and_torn(board: str) -> None:
-    layout = layout_of(MODE, board)
-    strategy = mcuboot(layout)
-    report = sweep(layout, release(strategy, "1.0.0"), release(strategy, "2.0.0"), torn=True, revert=True,
-                   strategy=strategy, workers=1)
-    assert report.ok, report.failures[:3]
-    assert report.clean is Outcome.OLD
-    assert report.outcomes["new"] == 0
-
-
-def test_sweep_from_a_board_that_already_swapped_once() -> None:
-    """The primary trailer then holds a finished journal, which the next swap has to erase."""
-    layout = layout_of(MODE, "nrf52840")
-    strategy = mcuboot(layout)
-    seasoned = with_history(strategy, release(strategy, "1.0.0"))
-    for revert in (False, True):
-        report = sweep(layout, release(strategy, "1.1.0"), release(strategy, "2.0.0"), torn=True,
-                       revert=revert, strategy=seasoned, workers=1)
-        assert report.ok, report.failures[:3]
 
 
 def test_revert_then_confirm_semantics() -> None:

@@ -4,12 +4,11 @@ operation cut and torn, the revert that puts it back there, confirm, and the wro
 from __future__ import annotations
 
 import pytest
-from mcuboot_helpers import BOARDS, device, layout_of, mcuboot, release, with_history
+from mcuboot_helpers import BOARDS, device, layout_of
 
 from mcuota.boot.mcuboot import McubootSwapOffset
 from mcuota.boot.registry import strategy_class
 from mcuota.boot.strategy import BootAction
-from mcuota.boot.sweep import sweep
 from mcuota.boot.verdict import Outcome
 
 MODE = "swap-offset"
@@ -35,37 +34,6 @@ def test_clean_update_from_the_second_sector(board: str) -> None:
     assert any("Starting swap using offset algorithm" in line for line in dev.log)
     old = strategy.image_bytes(dev.old)
     assert secondary.read(strategy.secondary.address, len(old)) == old  # the old image, at offset 0
-
-
-@pytest.mark.parametrize("board", BOARDS)
-def test_every_operation_cut_and_torn(board: str) -> None:
-    layout = layout_of(MODE, board)
-    strategy = mcuboot(layout)
-    report = sweep(layout, release(strategy, "1.0.0"), release(strategy, "2.0.0"), torn=True,
-                   strategy=strategy, workers=1)
-    assert report.ok, report.failures[:3]
-    assert report.clean is Outcome.NEW
-
-
-@pytest.mark.parametrize("board", BOARDS)
-def test_unconfirmed_image_is_reverted_with_every_operation_cut_and_torn(board: str) -> None:
-    layout = layout_of(MODE, board)
-    strategy = mcuboot(layout)
-    report = sweep(layout, release(strategy, "1.0.0"), release(strategy, "2.0.0"), torn=True, revert=True,
-                   strategy=strategy, workers=1)
-    assert report.ok, report.failures[:3]
-    assert report.clean is Outcome.OLD
-    assert report.outcomes["new"] == 0
-
-
-def test_sweep_from_a_board_that_already_swapped_once() -> None:
-    layout = layout_of(MODE, "f407")
-    strategy = mcuboot(layout)
-    seasoned = with_history(strategy, release(strategy, "1.0.0"))
-    for revert in (False, True):
-        report = sweep(layout, release(strategy, "1.1.0"), release(strategy, "2.0.0"), torn=True,
-                       revert=revert, strategy=seasoned, workers=1)
-        assert report.ok, report.failures[:3]
 
 
 def test_revert_puts_the_rejected_image_back_one_sector_in() -> None:

@@ -58,36 +58,6 @@ def test_clean_update_through_the_scratch_area(board: str) -> None:
     assert scratch.is_erased(strategy.scratch.address, strategy.scratch.size)  # left clean
 
 
-@pytest.mark.parametrize("board", BOARDS)
-def test_every_operation_cut_and_torn(board: str) -> None:
-    layout = layout_of(MODE, board)
-    strategy = mcuboot(layout)
-    report = sweep(layout, release(strategy, "1.0.0"), release(strategy, "2.0.0"), torn=True,
-                   strategy=strategy, workers=1)
-    assert report.ok, report.failures[:3]
-    assert report.clean is Outcome.NEW
-
-
-@pytest.mark.parametrize("board", BOARDS)
-def test_unconfirmed_image_is_reverted_with_every_operation_cut_and_torn(board: str) -> None:
-    layout = layout_of(MODE, board)
-    strategy = mcuboot(layout)
-    report = sweep(layout, release(strategy, "1.0.0"), release(strategy, "2.0.0"), torn=True, revert=True,
-                   strategy=strategy, workers=1)
-    assert report.ok, report.failures[:3]
-    assert report.outcomes["new"] == 0
-
-
-def test_sweep_from_a_board_that_already_swapped_once() -> None:
-    layout = layout_of(MODE, "nrf52840")
-    strategy = mcuboot(layout)
-    seasoned = with_history(strategy, release(strategy, "1.0.0"))
-    for revert in (False, True):
-        report = sweep(layout, release(strategy, "1.1.0"), release(strategy, "2.0.0"), torn=True,
-                       revert=revert, strategy=seasoned, workers=1)
-        assert report.ok, report.failures[:3]
-
-
 @pytest.mark.parametrize(("scratch_sectors", "groups"), [(1, 2), (2, 1)])
 def test_groups_holding_the_trailers(scratch_sectors: int, groups: int) -> None:
     layout = small_slots(scratch_sectors)
