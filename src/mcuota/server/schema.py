@@ -8,6 +8,8 @@ operator wrote them) and as integer columns, so "newer than" is a query, not a p
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -53,16 +55,24 @@ signing_keys = Table(
     UniqueConstraint("key_hash", "board_id", name="uq_signing_keys_hash_board"),
 )
 
+def version_columns() -> list[Column[Any]]:
+    """A version as text and as its numeric parts, so that "newer than" is an indexed comparison in SQL
+    (releases and devices both carry one)."""
+    return [
+        Column("version", String(32), nullable=False),
+        Column("v_major", Integer, nullable=False),
+        Column("v_minor", Integer, nullable=False),
+        Column("v_revision", Integer, nullable=False),
+        Column("v_build", BigInteger, nullable=False),
+    ]
+
+
 releases = Table(
     "releases", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("board_id", Integer, ForeignKey("boards.id"), nullable=False),
     Column("product_id", Integer, ForeignKey("products.id"), nullable=True),
-    Column("version", String(32), nullable=False),
-    Column("v_major", Integer, nullable=False),
-    Column("v_minor", Integer, nullable=False),
-    Column("v_revision", Integer, nullable=False),
-    Column("v_build", BigInteger, nullable=False),
+    *version_columns(),
     Column("sha256", String(64), nullable=False, index=True),
     Column("size", BigInteger, nullable=False),
     Column("format", String(32), nullable=False),
@@ -79,11 +89,7 @@ devices = Table(
     Column("serial", String(64), nullable=False, unique=True),
     Column("board_id", Integer, ForeignKey("boards.id"), nullable=False),
     Column("product_id", Integer, ForeignKey("products.id"), nullable=True),
-    Column("version", String(32), nullable=False),
-    Column("v_major", Integer, nullable=False),
-    Column("v_minor", Integer, nullable=False),
-    Column("v_revision", Integer, nullable=False),
-    Column("v_build", BigInteger, nullable=False),
+    *version_columns(),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
     Column("last_seen_at", Float, nullable=True),
