@@ -22,7 +22,6 @@ import os
 import queue
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from mcuota.image.version import ImageVersion
+from mcuota.netutil import free_port, wait_for_port
 from mcuota.server.catalog import InMemoryCatalog
 from mcuota.server.mqtt import MqttSettings, start_mqtt_services
 from mcuota.transport.seed002 import (
@@ -67,21 +67,6 @@ PEER_SECONDS_PER_CHUNK = 0.2      # publisher.py: 0.1 s loop wait + 0.1 s sleep 
 MOSQUITTO = "/usr/sbin/mosquitto"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
 @contextmanager

@@ -33,6 +33,7 @@ import httpx
 
 from mcuota.image.mcuboot import build_image
 from mcuota.image.version import ImageVersion
+from mcuota.netutil import free_port
 from mcuota.samples import sample_path
 from mcuota.server import credentials
 from mcuota.server.runtime import Runtime
@@ -157,11 +158,6 @@ def run_wrk(url: str, script: str, work: Path, *, seconds: int, connections: int
     data = json.loads(line.removeprefix("WRKJSON "))
     return Result(data["rps"], data["p99_ms"], data["requests"], data["non2xx"] + data["errors"])
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

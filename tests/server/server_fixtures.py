@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import LiveServer, free_port, make_image, start_server
+from server_helpers import LiveServer, make_image, start_server
 
 from mcuota.image.keys import PrivateKey, generate_private_key
+from mcuota.netutil import free_port
 from mcuota.server.settings import Settings
 
 PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)

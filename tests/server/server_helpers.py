@@ -4,7 +4,6 @@ through httpx's ASGI transport, and a real server (uvicorn in a thread) on a fre
 from __future__ import annotations
 
 import functools
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -25,11 +24,6 @@ from mcuota.server.settings import Settings
 
 BOARD = "f407"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_image(version: str, key: PrivateKey | None, *, board: str | None = None,

@@ -19,9 +19,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from server_helpers import LiveServer, free_port
+from server_helpers import LiveServer
 
 from mcuota.image.keys import PrivateKey
+from mcuota.netutil import free_port
 
 pytest_plugins = ["server_fixtures"]
 

@@ -19,7 +19,6 @@ import json
 import os
 import queue
 import shutil
-import socket
 import ssl
 import struct
 import subprocess
@@ -39,6 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from conftest import require_tool
 from mcuota.image.version import ImageVersion
+from mcuota.netutil import free_port, wait_for_port
 from mcuota.samples import sample_path
 from mcuota.server.catalog import InMemoryCatalog
 from mcuota.server.mqtt import EmbeddedBroker
@@ -55,21 +55,6 @@ RESULT = '{"Message":"%s", "UniqueTopicName": "%s"}'
 _unique = itertools.count(1)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
 class Mosquitto:
