@@ -9,9 +9,11 @@ same run; every figure is requests/s and the 99th-percentile latency:
   installed (else against ``/healthz`` again, and said so).
 
 The 10,000 devices are inserted straight into the database before the server starts (registering them
-one by one over HTTP would measure registration, not check-ins). Needs ``wrk`` (exits saying so when
-absent); nginx is optional (the Range figure then has no peer, and says so). Run:
-``.venv/bin/python bench/server_bench.py [--devices 10000] [--connections 16] [--seconds 5]``.
+one by one over HTTP would measure registration, not check-ins). The check-ins are measured again on
+PostgreSQL when one answers at ``--postgres-url`` (a scratch database is created and dropped). Needs
+``wrk`` (exits saying so when absent); nginx is optional (the Range figure then has no peer, and says
+so). Run: ``.venv/bin/python bench/server_bench.py [--workers 2] [--devices 10000] [--connections 16]
+[--seconds 5]``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -43,9 +46,9 @@ from mcuota.server.settings import Settings
 BOARD = "f407"
 
 
-def populate(data_dir: Path, count: int) -> list[tuple[str, str]]:
+def populate(data_dir: Path, count: int, database_url: str | None) -> list[tuple[str, str]]:
     """Migrate the database and insert ``count`` devices; returns their (serial, token)."""
-    runtime = Runtime.open(Settings(data_dir=data_dir, require_signatures=False))
+    runtime = Runtime.open(Settings(data_dir=data_dir, database_url=database_url, require_signatures=False))
     now = time.time()
     pairs = [(f"SN{i:06d}", credentials.new_secret(credentials.DEVICE_PREFIX)) for i in range(count)]
     with runtime.db.write() as conn:
@@ -60,20 +63,47 @@ def populate(data_dir: Path, count: int) -> list[tuple[str, str]]:
     return pairs
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(data_dir: Path, workers: int, database_url: str | None
+                 ) -> tuple[subprocess.Popen[bytes], str]:
+    """``mcuota serve`` once every worker said it is ready."""
     exe = Path(sys.executable).with_name("mcuota")
     log = (data_dir / "serve.log").open("wb")
+    database = ["--database-url", database_url] if database_url else []
+    workers_arg = ["--workers", str(workers)] if workers != 1 else []  # a server older than the option
     proc = subprocess.Popen([str(exe), "serve", "--data-dir", str(data_dir), "--port", "0", "--no-mqtt",
-                             "--rate-limit", "0", "--allow-unsigned"], stderr=log, stdout=subprocess.DEVNULL)
+                             "--rate-limit", "0", "--allow-unsigned", *workers_arg, *database],
+                            stderr=log, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for line in (data_dir / "serve.log").read_text().splitlines():
-            if line.startswith("{") and json.loads(line).get("event") == "ready":
-                url = next(json.loads(x)["url"] for x in (data_dir / "serve.log").read_text().splitlines()
-                           if x.startswith("{") and json.loads(x).get("event") == "listening")
-                return proc, url
+    while time.monotonic() < deadline and proc.poll() is None:
+        lines = (data_dir / "serve.log").read_text().splitlines()
+        events = [json.loads(x) for x in lines if x.startswith("{")]
+        if sum(e.get("event") == "ready" for e in events) >= workers:
+            return proc, next(e["url"] for e in events if e.get("event") == "listening")
         time.sleep(0.05)
-    raise SystemExit("mcuota serve did not start")
+    proc.kill()
+    raise SystemExit("mcuota serve did not start:\n" + (data_dir / "serve.log").read_text()[-2000:])
+
+
+@contextmanager
+def postgres_database(admin_url: str) -> Iterator[str | None]:
+    """A scratch database on the PostgreSQL at ``admin_url`` (dropped afterwards), or None (with a
+    reason) when none answers there."""
+    import psycopg
+
+    name = f"mcuota_bench_{time.monotonic_ns()}"
+    try:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        print(f"no PostgreSQL at {admin_url} ({str(exc).strip().splitlines()[0]}): SQLite only")
+        yield None
+        return
+    parsed = urlsplit(admin_url)
+    try:
+        yield urlunsplit(("postgresql+psycopg", parsed.netloc, f"/{name}", "", ""))
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def lua_string(text: str) -> str:
@@ -204,55 +234,69 @@ def row(label: str, ours: Result, peer: Result | None, peer_name: str) -> None:
     print(line)
 
 
+def measure(data_dir: Path, args: argparse.Namespace, database_url: str | None, label: str, *,
+            ranges: bool) -> None:
+    runs = {"seconds": args.seconds, "connections": args.connections, "threads": args.threads}
+    t0 = time.perf_counter()
+    pairs = populate(data_dir, args.devices, database_url)
+    print(f"{label}: inserted {len(pairs):,} devices in {time.perf_counter() - t0:.1f} s; "
+          f"mcuota serve --workers {args.workers}; wrk -t{args.threads} -c{args.connections} "
+          f"-d{args.seconds}s per figure")
+    proc, url = start_server(data_dir, args.workers, database_url)
+    try:
+        key = (data_dir / "admin-api-key").read_text().strip()
+        admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        payload = sample_path("large-f407", "2.0.0", "bin").read_bytes()
+        image = build_image(payload, version=ImageVersion.parse("2.0.0"), header_size=0x200,
+                            pad_header=True).data
+        release = admin.post("/api/v1/releases", params={"board": BOARD}, content=image).json()
+        admin.post("/api/v1/rollouts",
+                   json={"release_id": release["id"], "stages": [100]}).raise_for_status()
+
+        floor = run_wrk(url, get_script("/healthz"), data_dir, **runs)
+        row("/healthz (HTTP floor, no database)", floor, None, "")
+        # Pass 1 walks the fleet from the first device: every check-in until it wraps admits a device.
+        first = run_wrk(url, checkin_script(pairs), data_dir, **runs, args=[str(args.threads)])
+        note = "" if first.requests <= len(pairs) else f", wrapped after {len(pairs):,}"
+        row(f"check-ins, first contact (admit{note})", first, floor, "/healthz")
+        seen = pairs[:max(1, min(first.requests, len(pairs)))]
+        again = run_wrk(url, checkin_script(seen), data_dir, **runs, args=[str(args.threads)])
+        row("check-ins, repeat (re-offer the job)", again, floor, "/healthz")
+        if not ranges:
+            return
+        path = f"/api/v1/device/artifacts/{release['id']}"
+        ours = run_wrk(url, range_script(path, pairs[0][1], release["size"]), data_dir, **runs)
+        blob = data_dir / "blobs" / release["sha256"][:2] / release["sha256"]
+        with nginx_peer(blob) as peer_url:
+            peer = None if peer_url is None else run_wrk(
+                peer_url, range_script("/image.bin", None, release["size"]), data_dir, **runs)
+        row("Range GETs of 4096 bytes (device API)", ours, peer, "nginx, same file")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=2, help="mcuota serve --workers (default 2)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run (default 5)")
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                        help="a PostgreSQL to measure the check-ins on too, '' for none "
+                             "(default: the local one, when it answers)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("server_bench needs wrk (apt-get install wrk); nothing measured")
-    data_dir = Path(tempfile.mkdtemp(prefix="mcuota-bench-"))
-    runs = {"seconds": args.seconds, "connections": args.connections, "threads": args.threads}
-    try:
-        t0 = time.perf_counter()
-        pairs = populate(data_dir, args.devices)
-        print(f"inserted {len(pairs):,} devices in {time.perf_counter() - t0:.1f} s (SQLite, {data_dir}); "
-              f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s per figure")
-        proc, url = start_server(data_dir)
-        try:
-            key = (data_dir / "admin-api-key").read_text().strip()
-            admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
-            payload = sample_path("large-f407", "2.0.0", "bin").read_bytes()
-            image = build_image(payload, version=ImageVersion.parse("2.0.0"), header_size=0x200,
-                                pad_header=True).data
-            release = admin.post("/api/v1/releases", params={"board": BOARD}, content=image).json()
-            admin.post("/api/v1/rollouts",
-                       json={"release_id": release["id"], "stages": [100]}).raise_for_status()
-
-            floor = run_wrk(url, get_script("/healthz"), data_dir, **runs)
-            row("/healthz (HTTP floor, no database)", floor, None, "")
-            # Pass 1 walks the fleet from the first device: every check-in until it wraps admits a device.
-            first = run_wrk(url, checkin_script(pairs), data_dir, **runs, args=[str(args.threads)])
-            note = "" if first.requests <= len(pairs) else f", wrapped after {len(pairs):,}"
-            row(f"check-ins, first contact (admit{note})", first, floor, "/healthz")
-            seen = pairs[:max(1, min(first.requests, len(pairs)))]
-            again = run_wrk(url, checkin_script(seen), data_dir, **runs, args=[str(args.threads)])
-            row("check-ins, repeat (re-offer the job)", again, floor, "/healthz")
-
-            path = f"/api/v1/device/artifacts/{release['id']}"
-            ours = run_wrk(url, range_script(path, pairs[0][1], release["size"]), data_dir, **runs)
-            blob = data_dir / "blobs" / release["sha256"][:2] / release["sha256"]
-            with nginx_peer(blob) as peer_url:
-                peer = None if peer_url is None else run_wrk(
-                    peer_url, range_script("/image.bin", None, release["size"]), data_dir, **runs)
-            row("Range GETs of 4096 bytes (device API)", ours, peer, "nginx, same file")
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="mcuota-bench-") as tmp:
+        measure(Path(tmp) / "sqlite", args, None, "SQLite", ranges=True)
+    if not args.postgres_url:
+        return
+    with postgres_database(args.postgres_url) as url, \
+            tempfile.TemporaryDirectory(prefix="mcuota-bench-") as tmp:
+        if url is not None:
+            measure(Path(tmp) / "pg", args, url, "PostgreSQL", ranges=False)
 
 
 if __name__ == "__main__":

@@ -5,26 +5,27 @@ from __future__ import annotations
 import json
 
 
-def test_demo_round_trip_reports_a_verified_image_running_2_0_0(mcuota, tmp_path):
+def test_demo_rolls_a_mixed_fleet_to_2_0_0_with_faults(mcuota, tmp_path):
+    """The main job, small: every cohort (Gizwits over HTTP, MCUboot over the API and MQTT, seed-001)
+    and faults that hit both the power and the network; the full 200-device run is the README's."""
     report_file = tmp_path / "report.json"
-    proc = mcuota("demo", "--json", report_file)
-    assert proc.returncode == 0, proc.stderr
-    assert "not built yet" in proc.stdout  # it says what it does instead of the fleet demo
+    proc = mcuota("demo", "--devices", "16", "--faults", "demo,power-download=0.3,power-install=0.3,drop=0.1",
+                  "--json", report_file, "--keep", tmp_path / "work")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(report_file.read_text())
-    assert report["verified"] is True
-    assert report["format"] == "mcuboot"
-    assert report["running_version"] == "2.0.0"
-
-
-def test_image_info_detects_the_signed_image(mcuota, tmp_path):
-    proc = mcuota("demo", "--keep", tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    signed = tmp_path / "sample-app-2.0.0-signed.bin"
-    info = json.loads(mcuota("image", "info", "--json", signed, check=True).stdout)
-    assert info["format"] == "mcuboot"
-    assert info["version"] == "2.0.0"
-    human = mcuota("image", "info", signed, check=True).stdout
-    assert "mcuboot" in human
+    for field in ("devices", "converged", "reverted", "failed", "bricked", "running_versions",
+                  "faults_injected", "bytes_over_air", "wall_s"):
+        assert field in report
+    assert report["devices"] == 16
+    assert report["converged"] == 16 and report["bricked"] == 0
+    assert report["running_versions"] == {"2.0.0": 16}
+    assert set(report["cohorts"]) == {"gizwits-http", "mcuboot-api", "mcuboot-mqtt", "seed001-api"}
+    assert sum(report["faults_injected"].values()) > 0
+    assert report["bytes_over_air"] >= 16 * 11_000
+    assert all(r["state"] == "completed" for r in report["rollouts"])
+    assert "OK: every device runs 2.0.0" in proc.stdout
+    # the server's data stayed where --keep put it
+    assert (tmp_path / "work" / "server" / "admin-api-key").is_file()
 
 
 def test_image_info_on_a_missing_file_is_one_line_exit_2(mcuota, tmp_path):

@@ -21,8 +21,8 @@ def test_migrations_match_the_schema(database: str, tmp_path: Path, request: pyt
            else f"sqlite:///{tmp_path / 'm.db'}")
     db = Database(url)
     try:
-        assert db.migrate() == "0001"
-        assert db.migrate() == "0001"          # idempotent on every start
+        assert db.migrate() == "0002"
+        assert db.migrate() == "0002"          # idempotent on every start
         with db.read() as conn:
             differences = compare_metadata(MigrationContext.configure(conn), metadata)
         assert differences == []

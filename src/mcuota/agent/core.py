@@ -1,6 +1,6 @@
 """The agent core: decides what to fetch, what to write, when to ask the bootloader for the image and
 when to confirm it; the network is a :class:`~mcuota.agent.transport.Transport`, flash a
-:class:`~mcuota.agent.storage.McubootStorage`, time a :class:`Clock`, the running firmware a
+:class:`~mcuota.agent.storage.Storage`, time a :class:`Clock`, the running firmware a
 :data:`SelfTest`. Nothing here opens a socket or sleeps for real.
 
 Two calls make the life cycle::
@@ -22,10 +22,10 @@ from enum import StrEnum
 from typing import Protocol, TypeVar
 
 from mcuota.agent.config import AgentConfig
-from mcuota.agent.errors import AgentCode, AgentError
+from mcuota.agent.errors import RETRIABLE, AgentCode, AgentError
 from mcuota.agent.states import Answer, Callback, Event, Reason, State
-from mcuota.agent.storage import Kind, McubootStorage, Session
-from mcuota.agent.transport import Transport
+from mcuota.agent.storage import Kind, Session, Storage
+from mcuota.agent.transport import ReportKind, Transport
 from mcuota.boot.strategy import BootAction, BootResult
 from mcuota.errors import McuotaError, UsageError
 from mcuota.image.version import ImageVersion
@@ -68,10 +68,16 @@ class Outcome:
 class Offer:
     file: str
     version: ImageVersion | None
+    sha256: str = ""
+
+
+RESTARTABLE = RETRIABLE | {AgentCode.VERIFY, AgentCode.SIZE_CHANGED}
+"""Failures after which a new download attempt (``max_download_tries``) may succeed: a flaky link, or
+bytes corrupted in transit that only the final hash caught. The others are the offer's own fault."""
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, transport: Transport, storage: McubootStorage, *,
+    def __init__(self, config: AgentConfig, transport: Transport, storage: Storage, *,
                  clock: Clock, self_test: SelfTest, callback: Callback | None = None) -> None:
         self.config = config
         self.transport = transport
@@ -137,9 +143,24 @@ class Agent:
             raise AgentError(AgentCode(exc.code.value), exc.detail) from None
         if not job.file:
             raise AgentError(AgentCode.MALFORMED_JOB_DOC, 'job document has no "File"')
-        return Offer(job.file, job.version)
+        return Offer(job.file, job.version, job.sha256)
 
     def _download(self, offer: Offer) -> Outcome:
+        """Up to ``max_download_tries`` downloads; each resumes what the journal says is intact."""
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return self._download_once(offer)
+            except AgentError as exc:
+                if exc.code not in RESTARTABLE or tries >= self.config.max_download_tries:
+                    raise
+                self._notify(Event(Reason.FAILURE, self.state, code=exc.code,
+                                   detail=f"download try {tries} of {self.config.max_download_tries}: "
+                                   f"{exc.detail}; trying again"))
+                self.clock.sleep(self.config.retry_delay(tries, self.rng))
+
+    def _download_once(self, offer: Offer) -> Outcome:
         step = self.config.step
         journal = self.storage.read_journal()
         if (journal.requested is not None and not journal.done and offer.version is not None
@@ -154,8 +175,10 @@ class Agent:
         self.storage.check_format(first.data)
         version = offer.version
         if version is None:     # direct flow: the image says what it is
-            from mcuota.image.mcuboot import ImageHeader  # noqa: PLC0415
-            version = ImageHeader.unpack(first.data[:32]).version
+            version = self.storage.version_in(first.data)
+            if version is None:
+                raise AgentError(AgentCode.MALFORMED_JOB_DOC, "the direct flow needs an image that carries "
+                                 "its version; this format does not (use the job flow)")
             running = self.storage.running_version() or ImageVersion()
             if not version.newer_than(running):
                 raise AgentError(AgentCode.INVALID_VERSION, f"image version {version} is not newer than "
@@ -181,22 +204,22 @@ class Agent:
         self._enter(State.STORAGE_CLOSE, 100)
         self._enter(State.VERIFY, 100)
         try:
-            self.storage.verify(total, version)
+            self.storage.verify(total, version, offer.sha256)
         except AgentError:
             self.storage.abandon()
             raise
         previous = self.storage.running_version() or ImageVersion()
         self.storage.request(version, previous)
-        self._report(offer.file, True, f"downloaded and verified {version}; update requested")
+        self._report(offer.file, ReportKind.STAGED, f"downloaded and verified {version}; update requested")
         self._notify(Event(Reason.SUCCESS, State.OTA_COMPLETE, 100))
         self._enter(State.OTA_COMPLETE, 100)
         return Outcome(Status.STAGED, version=version, reset_requested=self.config.reset_after_complete,
                        resumed_from=resumed, bytes_fetched=fetched)
 
-    def _report(self, file: str, success: bool, reason: str) -> None:
+    def _report(self, file: str, kind: ReportKind, reason: str) -> None:
         self._enter(State.RESULT_CONNECT)
         self._enter(State.RESULT_SEND)
-        self._retrying(lambda: self.transport.report(file, success, reason))
+        self._retrying(lambda: self.transport.report(file, kind, reason))
         self._enter(State.RESULT_RESPONSE)
         self._enter(State.RESULT_DISCONNECT)
 
@@ -206,7 +229,7 @@ class Agent:
             self.callback(self.history[-1])
         self.callback, saved = None, self.callback   # a STOP must not stop the failure report
         try:
-            self._report(file, False, f"{code.value}: {detail}")
+            self._report(file, ReportKind.FAILED, f"{code.value}: {detail}")
         except AgentError:
             pass                                         # nobody to tell; the outcome still says why
         finally:
@@ -241,7 +264,7 @@ class Agent:
                                "confirmed, the next reset reverts", reset_requested=True)
             self.storage.confirm()
             self.storage.mark(Kind.DONE)
-            self._safe_report(file, True, f"updated to {target}")
+            self._safe_report(file, ReportKind.UPDATED, f"updated to {target}")
             return Outcome(Status.UPDATED, version=target)
         # a trial the agent never saw (power lost before on_boot) still leaves the image in the
         # secondary slot after the revert; a refused one is scrambled
@@ -252,9 +275,9 @@ class Agent:
         if self.self_test(boot, running):
             self.storage.confirm()
         self.storage.mark(Kind.DONE)
-        self._safe_report(file, False, reason)
+        self._safe_report(file, ReportKind.REVERTED if reverted else ReportKind.FAILED, reason)
         return Outcome(status, version=running, reason=reason)
 
-    def _safe_report(self, file: str, success: bool, reason: str) -> None:
+    def _safe_report(self, file: str, kind: ReportKind, reason: str) -> None:
         with contextlib.suppress(McuotaError):
-            self._report(file, success, reason)
+            self._report(file, kind, reason)

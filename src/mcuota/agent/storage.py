@@ -1,5 +1,10 @@
-"""Staging an MCUboot update straight into the secondary slot, with the download's progress kept in
+"""Staging an update straight where the bootloader looks for it, with the download's progress kept in
 the device's own flash so that it survives a reboot or a power cut, not only a dropped connection.
+
+:class:`Storage` holds what every bootloader system shares (the journal, writing a step, keeping
+verified bytes across an erase); :class:`McubootStorage` stages into MCUboot's secondary slot, and
+:mod:`mcuota.agent.seed_storage` into the seed bootloaders' areas (Gizwits APP_BAK, the seed-001
+staging area).
 
 Progress is a journal in a dedicated partition (``agent`` by default): fixed 32-byte records, each
 written in one program operation and closed by its own CRC-32, appended until the next update
@@ -23,8 +28,10 @@ next resume sees their CRCs fail and fetches them again: the cost is bounded by 
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -32,10 +39,9 @@ from mcuota.agent.errors import AgentCode, AgentError
 from mcuota.boot.board import Board
 from mcuota.boot.mcuboot import McubootStrategy
 from mcuota.boot.mcuboot.trailers import read_trailer
-from mcuota.errors import CapacityError, FormatError
+from mcuota.errors import CapacityError, FormatError, UsageError
 from mcuota.flash import NorFlash
 from mcuota.image.mcuboot import ImageHeader, verify_image
-from mcuota.image.mcuboot.verify import VerifyResult
 from mcuota.image.version import ImageVersion
 
 RECORD = struct.Struct("<4sB3xIIIIII")   # magic, kind, a, b, c, d, e, crc
@@ -99,18 +105,64 @@ class JournalState:
         return b"".join(self.file_parts[i] for i in range(count)).rstrip(b"\0").decode("utf-8", "replace")
 
 
-class McubootStorage:
-    """The :class:`Storage` for MCUboot layouts: the secondary slot plus a journal partition."""
+class Storage(ABC):
+    """Where one layout's agent writes an update: a staging region on one flash device plus the journal.
 
-    def __init__(self, board: Board, strategy: McubootStrategy, *, journal: str = "agent") -> None:
+    Subclasses say where the region starts and how big it may get, which sectors the download and the
+    request will program (so they are erased first), how to recognise and verify the image format, how
+    to ask the bootloader for it and what runs now."""
+
+    def __init__(self, board: Board, flash: NorFlash, start: int, room: int, *,
+                 journal: str = "agent") -> None:
         self.board = board
-        self.strategy = strategy
-        self.flash: NorFlash = board.flashes[strategy.secondary.device]
+        self.flash = flash
+        self.start = start
+        self.room = room
         self.journal_flash, self.journal_part = board.flash_of(journal)
-        self.geo = strategy.secondary
-        self.start = self.geo.address + strategy.staging_offset
-        self.room = self.geo.trailer_offset - strategy.staging_offset
         self.slots = self.journal_part.size // RECORD_SIZE
+
+    # -- what a bootloader system says
+    @abstractmethod
+    def _regions(self, total: int) -> list[tuple[int, int]]:
+        """(address, length) ranges on :attr:`flash` that the download of ``total`` bytes and the request
+        program: erased before the download (keeping a verified prefix)."""
+
+    def _controls(self) -> list[tuple[int, int]]:
+        """(address, length) ranges in those regions that the request programs, outside the image: they
+        must read erased before a request even when a torn one left them half-programmed."""
+        return []
+
+    @abstractmethod
+    def check_format(self, head: bytes) -> None:
+        """The first bytes of the download must be an image the layout's bootloader reads."""
+
+    def version_in(self, head: bytes) -> ImageVersion | None:
+        """The version an image announces in its first bytes (the direct flow's only source), if any."""
+        return None
+
+    @abstractmethod
+    def _verify(self, image: bytes, version: ImageVersion) -> None:
+        """The format's own checks (hash, signature, CRC) and the version the job promised."""
+
+    @abstractmethod
+    def _commit(self, total: int) -> None:
+        """Ask the bootloader to install the verified ``total`` bytes at :attr:`start`."""
+
+    @abstractmethod
+    def request_stands(self) -> bool:
+        """Whether a complete request for the staged image is in flash."""
+
+    @abstractmethod
+    def running_version(self) -> ImageVersion | None:
+        """The version the bootloader will start, if it can tell."""
+
+    def staged_image_back(self, state: JournalState, target: ImageVersion) -> bool:
+        """Whether the staged image is back with no request standing: what a bootloader that reverts
+        leaves. Systems without a revert never do."""
+        return False
+
+    def confirm(self) -> None:  # noqa: B027 - only systems with a revert need a confirmation
+        """The running image passed its self-test; a no-op where the bootloader cannot revert."""
 
     # -- journal
     def read_journal(self) -> JournalState:
@@ -162,10 +214,10 @@ class McubootStorage:
         """Start or resume the download of ``session``; the offset from which bytes are still needed."""
         if session.total > self.room:
             raise AgentError(AgentCode.TOO_LARGE, f"image of {session.total} bytes does not fit the "
-                             f"{self.room} bytes of the staging slot")
+                             f"{self.room} bytes of the staging area")
         state = self.read_journal()
-        # a request of this very session that does not stand (its magic torn) keeps its verified bytes:
-        # the trailer sectors are cleared below and the agent requests again
+        # a request of this very session that does not stand (its commit torn) keeps its verified bytes:
+        # the request's sectors are cleared below and the agent requests again
         if state.session_ident != session.ident or state.step != step or state.done:
             self._erase_journal()
             self._append(Kind.SESSION, session.ident, pack_version(session.version), session.total, step)
@@ -192,16 +244,22 @@ class McubootStorage:
         """Make every byte the rest of the download and the request will program erased, keeping the
         ``prefix`` bytes already verified (read back and reprogrammed when their sector must go)."""
         flash = self.flash
-        wanted = set(self.geo.sectors_covering(0, self.strategy.staging_offset + total))
-        wanted |= set(self.geo.trailer_sectors)
-        for index in sorted(wanted):
-            for sector in flash.sectors_in(self.geo.sector_address(index), self.geo.sector):
-                keep_end = min(max(self.start + prefix, sector.start), sector.end)
-                if flash.is_erased(keep_end, sector.end - keep_end):
-                    continue
-                kept = flash.read(sector.start, keep_end - sector.start)
-                flash.erase(sector.start)
-                self._program(sector.start, kept)
+        sectors = {s.start: s for address, length in self._regions(total)
+                   for s in flash.sectors_in(address, length)}
+        for sector in (sectors[k] for k in sorted(sectors)):
+            keep_end = min(max(self.start + prefix, sector.start), sector.end)
+            controls = [(max(a, sector.start), min(a + n, sector.end)) for a, n in self._controls()
+                        if a < sector.end and a + n > sector.start]
+            if flash.is_erased(keep_end, sector.end - keep_end) and all(
+                    flash.is_erased(a, e - a) for a, e in controls):
+                continue
+            kept = bytearray(flash.read(sector.start, keep_end - sector.start))
+            for a, e in controls:      # a torn request word must read erased again, the data around it kept
+                if a < keep_end:
+                    end = min(e, keep_end)
+                    kept[a - sector.start:end - sector.start] = bytes((flash.erased_value,)) * (end - a)
+            flash.erase(sector.start)
+            self._program(sector.start, bytes(kept))
 
     def _program(self, address: int, data: bytes) -> None:
         unit = self.flash.write_unit
@@ -219,30 +277,19 @@ class McubootStorage:
         return self.flash.read(self.start, total)
 
     # -- checks
-    def check_format(self, head: bytes) -> None:
-        """The first bytes of the download must be an image the layout's bootloader reads."""
-        try:
-            ImageHeader.unpack(head[:32])
-        except FormatError as exc:
-            raise AgentError(AgentCode.WRONG_FORMAT, f"not an MCUboot image: {exc}") from None
-
-    def verify(self, total: int, version: ImageVersion) -> VerifyResult:
-        """Hash and signature with the bootloader's trusted keys, and the version the job promised."""
-        try:
-            result = verify_image(self.read_image(total), self.strategy.keys)
-        except (FormatError, CapacityError) as exc:
-            raise AgentError(AgentCode.VERIFY, str(exc)) from None
-        if not result.ok:
-            raise AgentError(AgentCode.VERIFY, result.reason)
-        if result.version is None or result.version.triple != version.triple:
-            raise AgentError(AgentCode.VERIFY, f"image carries version {result.version}, the job "
-                             f"offered {version}")
-        return result
+    def verify(self, total: int, version: ImageVersion, sha256: str = "") -> None:
+        """The staged bytes against the job's SHA-256 (when it gave one), then the format's own checks."""
+        image = self.read_image(total)
+        if sha256 and hashlib.sha256(image).hexdigest() != sha256.lower():
+            raise AgentError(AgentCode.VERIFY,
+                             f"SHA-256 of the {total} staged bytes is not the job's {sha256}")
+        self._verify(image, version)
 
     # -- request and after the reset
     def request(self, target: ImageVersion, previous: ImageVersion) -> None:
+        total = self.read_journal().total
         self._append(Kind.REQUESTED, pack_version(target), pack_version(previous))
-        self.strategy.request(self.board)
+        self._commit(total)
 
     def abandon(self) -> None:
         """Forget a download whose bytes are bad, so the next attempt starts from zero."""
@@ -250,6 +297,46 @@ class McubootStorage:
 
     def mark(self, kind: Kind) -> None:
         self._append(kind)
+
+
+class McubootStorage(Storage):
+    """The secondary slot of an MCUboot layout (a swap's trailer sectors are cleared with the download)."""
+
+    def __init__(self, board: Board, strategy: McubootStrategy, *, journal: str = "agent") -> None:
+        self.strategy = strategy
+        self.geo = strategy.secondary
+        super().__init__(board, board.flashes[strategy.secondary.device],
+                         self.geo.address + strategy.staging_offset,
+                         self.geo.trailer_offset - strategy.staging_offset, journal=journal)
+
+    def _regions(self, total: int) -> list[tuple[int, int]]:
+        wanted = set(self.geo.sectors_covering(0, self.strategy.staging_offset + total))
+        wanted |= set(self.geo.trailer_sectors)
+        return [(self.geo.sector_address(index), self.geo.sector) for index in sorted(wanted)]
+
+    def check_format(self, head: bytes) -> None:
+        try:
+            ImageHeader.unpack(head[:32])
+        except FormatError as exc:
+            raise AgentError(AgentCode.WRONG_FORMAT, f"not an MCUboot image: {exc}") from None
+
+    def version_in(self, head: bytes) -> ImageVersion | None:
+        return ImageHeader.unpack(head[:32]).version
+
+    def _verify(self, image: bytes, version: ImageVersion) -> None:
+        """Hash and signature with the bootloader's trusted keys, and the version the job promised."""
+        try:
+            result = verify_image(image, self.strategy.keys)
+        except (FormatError, CapacityError) as exc:
+            raise AgentError(AgentCode.VERIFY, str(exc)) from None
+        if not result.ok:
+            raise AgentError(AgentCode.VERIFY, result.reason)
+        if result.version is None or result.version.triple != version.triple:
+            raise AgentError(AgentCode.VERIFY, f"image carries version {result.version}, the job "
+                             f"offered {version}")
+
+    def _commit(self, total: int) -> None:
+        self.strategy.request(self.board)
 
     def running_version(self) -> ImageVersion | None:
         """The version in the primary slot's header, what the bootloader will run."""
@@ -276,3 +363,20 @@ class McubootStorage:
 
     def confirm(self) -> None:
         self.strategy.confirm(self.board)
+
+
+def storage_for(board: Board, strategy: object, *, journal: str = "agent") -> Storage:
+    """The storage for ``strategy``'s bootloader system on ``board``."""
+    from mcuota.agent.seed_storage import GizwitsStorage, Stm32HeaderStorage  # noqa: PLC0415 - cycle
+    from mcuota.boot.gizwits import GizwitsStrategy  # noqa: PLC0415
+    from mcuota.boot.stm32_header import Stm32HeaderStrategy  # noqa: PLC0415
+
+    if isinstance(strategy, McubootStrategy):
+        return McubootStorage(board, strategy, journal=journal)
+    if isinstance(strategy, GizwitsStrategy):
+        return GizwitsStorage(board, strategy, journal=journal)
+    if isinstance(strategy, Stm32HeaderStrategy):
+        return Stm32HeaderStorage(board, strategy, journal=journal)
+    name = getattr(strategy, "name", type(strategy).__name__)
+    raise UsageError(f"the OTA agent cannot stage updates for the {name} bootloader yet (MCUboot, gizwits "
+                     "and stm32-header can)")

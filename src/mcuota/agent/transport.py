@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from mcuota.agent.errors import AgentCode, AgentError
@@ -34,6 +35,19 @@ from mcuota.transport.seed002 import (
 )
 
 
+class ReportKind(StrEnum):
+    """What the agent tells the server, and when.
+
+    The seed protocols have one result message, Success or Failure, sent when the download ends; an
+    update service that wants to know what runs needs the end of the install too. Each transport maps
+    these onto what its protocol can say."""
+
+    STAGED = "staged"        # downloaded, verified, installation requested (the seed's "Success")
+    UPDATED = "updated"      # after the reset: the new image passed its self-test and is confirmed
+    FAILED = "failed"        # refused or abandoned, the running firmware untouched
+    REVERTED = "reverted"    # after the reset: the bootloader went back to the previous image
+
+
 @dataclass(frozen=True)
 class Fetched:
     data: bytes
@@ -46,7 +60,7 @@ class Transport(Protocol):
 
     def fetch(self, file: str, offset: int, size: int) -> Fetched: ...
 
-    def report(self, file: str, success: bool, reason: str) -> None: ...
+    def report(self, file: str, kind: ReportKind, reason: str) -> None: ...
 
 
 # ---------------------------------------------------------------------------------------------------- HTTP
@@ -110,7 +124,10 @@ class HttpTransport:
                              f"of {want}")
         return Fetched(reply.body, total)
 
-    def report(self, file: str, success: bool, reason: str) -> None:
+    def report(self, file: str, kind: ReportKind, reason: str) -> None:
+        """Seed-002 POSTs Success when the download ends; a revert after the reset is a Failure whose
+        "Reason" (mcuota's addition) starts with "reverted", which the update service records as such."""
+        success = kind in (ReportKind.STAGED, ReportKind.UPDATED)
         doc = json.loads(build_http_result(HttpResult(success, file)))
         doc["Reason"] = reason
         target = file or self.job_path      # a refused job document names no file: answer its URL
@@ -171,5 +188,6 @@ class MqttTransport:
             raise AgentError(AgentCode.TRUNCATED, f"chunks brought {len(data)} of {want} bytes")
         return Fetched(bytes(data[:want]), total)
 
-    def report(self, file: str, success: bool, reason: str) -> None:
+    def report(self, file: str, kind: ReportKind, reason: str) -> None:
+        success = kind in (ReportKind.STAGED, ReportKind.UPDATED)
         self.port.publish(build_device_result(DeviceResult(success, self.unique_topic)))

@@ -31,7 +31,7 @@ import struct
 
 from mcuota.boot.board import Board
 from mcuota.boot.flashops import pad_to_unit, read_vectors, stm32_sp_plausible
-from mcuota.boot.layout import Layout
+from mcuota.boot.layout import Layout, Partition
 from mcuota.boot.strategy import BootAction, BootResult, ReleaseImage, Strategy
 from mcuota.errors import CapacityError, FormatError, IntegrityError
 from mcuota.flash import NorFlash
@@ -122,6 +122,23 @@ class GizwitsStrategy(Strategy):
             raise IntegrityError(f"gizwits: MD5 of the received image is {actual.hex()}, the module "
                                  f"announced {md5.hex()}: FLAG not written, the running firmware stays")
         self._write_flag(board, GizwitsFlag(ROM_STATUS_PENDING, size, md5))
+
+    @property
+    def app_bak(self) -> Partition:
+        """Where an update is received: an agent that downloads it itself writes here."""
+        return self._bak
+
+    def request_staged(self, board: Board, size: int, md5: bytes) -> None:
+        """Ask the bootloader to install the ``size`` bytes already in APP_BAK (the FLAG record): what
+        :meth:`stage` does after its last piece, for an agent that wrote APP_BAK itself."""
+        if not 0 < size <= self._bak.size:
+            raise CapacityError(f"gizwits: {size} bytes do not fit the {self._bak.size}-byte APP_BAK")
+        self._write_flag(board, GizwitsFlag(ROM_STATUS_PENDING, size, md5))
+
+    def pending_request(self, board: Board) -> GizwitsFlag | None:
+        """The FLAG record when it asks for an install, else None."""
+        flag = decode_flag(board.flashes[self._flag.device].read(self._flag.address, FLAG_SIZE))
+        return flag if flag.pending else None
 
     def _write_flag(self, board: Board, flag: GizwitsFlag) -> None:
         flash = board.flashes[self._flag.device]

@@ -40,7 +40,7 @@ import struct
 
 from mcuota.boot.board import Board
 from mcuota.boot.flashops import pad_to_unit, u32
-from mcuota.boot.layout import Layout
+from mcuota.boot.layout import Layout, Partition
 from mcuota.boot.strategy import BootAction, BootResult, ReleaseImage, Strategy
 from mcuota.errors import CapacityError
 from mcuota.flash import NorFlash
@@ -129,6 +129,33 @@ class Stm32HeaderStrategy(Strategy):
         for offset in range(0, len(data), _PIECE):
             flash.program(start + offset, pad_to_unit(data[offset:offset + _PIECE], flash.write_unit))
         flash.program(self._staging.address, struct.pack("<I", OTA_FLAG_REQUEST))
+
+    @property
+    def staging(self) -> Partition:
+        return self._staging
+
+    @property
+    def image_offset(self) -> int:
+        """Where the OTA image starts in the staging area (the request word sits in front of it)."""
+        return self._image_offset
+
+    @property
+    def crc(self) -> CrcVariant:
+        return self._crc
+
+    def request_staged(self, board: Board) -> None:
+        """Program the request word over an OTA image already written to the erased staging area: what
+        :meth:`stage` does last, for an agent that wrote the image itself."""
+        flash = board.flashes[self._staging.device]
+        flash.program(self._staging.address, struct.pack("<I", OTA_FLAG_REQUEST))
+
+    def request_pending(self, board: Board) -> bool:
+        return u32(board.flashes[self._staging.device], self._staging.address) == OTA_FLAG_REQUEST
+
+    def installed_version(self, board: Board) -> ImageVersion | None:
+        """The version in the header record of the application the bootloader would start, if any."""
+        record = self._record(board)
+        return version_of(record.version) if record.has_app else None
 
     def committed(self, board: Board, release: ReleaseImage) -> bool | None:
         flash = board.flashes[self._staging.device]

@@ -27,6 +27,8 @@ COMMANDS = {
     "release": "mcuota.cli.release_cmd",
     "device": "mcuota.cli.device_cmd",
     "rollout": "mcuota.cli.rollout_cmd",
+    "dfu": "mcuota.cli.dfu_cmd",
+    "sim": "mcuota.cli.sim_cmd",
 }
 COMMAND_MODULES = tuple(COMMANDS.values())
 

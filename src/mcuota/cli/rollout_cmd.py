@@ -19,6 +19,16 @@ def _stages(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _attempts(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of attempts {text!r}") from None
+    if not 1 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"attempts {text} is not between 1 and 10")
+    return value
+
+
 def _rate(text: str) -> float:
     try:
         value = float(text)
@@ -54,6 +64,9 @@ def register(sub: Any) -> None:
                         help="finished attempts before the halt rule applies (default 20)")
     create.add_argument("--advance-success-rate", type=_rate, default=0.9, metavar="R", help="default 0.9")
     create.add_argument("--allow-downgrade", action="store_true", help="an explicit downgrade rollout")
+    create.add_argument("--max-attempts", type=_attempts, default=3, metavar="N",
+                        help="attempts per device: a failed device is offered the release again until it "
+                             "used N (1..10, default 3); a reverted one never is")
     add_json_option(create)
     add_server_options(create)
     create.set_defaults(handler=_create)
@@ -78,7 +91,8 @@ def _line(r: dict[str, Any]) -> str:
             f"{r['stage']}/{len(r['stages'])} ({r['stage_percent']}%, cap {r['stage_cap']} of "
             f"{r['targets']} targets); "
             f"admitted {r['admitted']}, succeeded {r['succeeded']}, failed {r['failed']}, in progress "
-            f"{r['in_progress']}" + (f" — {r['reason']}" if r["reason"] else ""))
+            f"{r['in_progress']}, retried {r.get('retried', 0)}"
+            + (f" — {r['reason']}" if r["reason"] else ""))
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -88,7 +102,8 @@ def _create(args: argparse.Namespace) -> int:
     r = Client(args).call("POST", "/api/v1/rollouts", json={
         "release_id": args.release, "board": args.board, "tags": args.tag, "stages": args.stages,
         "halt_failure_rate": args.halt_failure_rate, "min_attempts": args.min_attempts,
-        "advance_success_rate": args.advance_success_rate, "allow_downgrade": args.allow_downgrade})
+        "advance_success_rate": args.advance_success_rate, "allow_downgrade": args.allow_downgrade,
+        "max_attempts": args.max_attempts})
     if args.json:
         print_json(r)
     else:

@@ -38,6 +38,13 @@ def _stm32f103c8() -> FlashPart:
               "20-40 ms (no typical given: 20 ms used).")
 
 
+def _stm32f103cb() -> FlashPart:
+    return _stm32f103c8().variant(
+        name="stm32f103cb", geometry=Geometry.uniform(128, 1 * KB, 0x08000000),
+        notes="The 128 KB member of the F103 medium-density line (same pages and timing as the C8); "
+              "simulated devices keep the OTA agent's journal in its upper half.")
+
+
 def _stm32f407() -> FlashPart:
     return FlashPart(
         name="stm32f407", geometry=Geometry.of(_STM32F4_BANK, 0x08000000), write_unit=1,
@@ -90,6 +97,7 @@ def _w25q128() -> SpiNorPart:
 
 _PRESETS: dict[str, Callable[[], FlashPart]] = {
     "stm32f103c8": _stm32f103c8,
+    "stm32f103cb": _stm32f103cb,
     "stm32f407": _stm32f407,
     "stm32f429": _stm32f429,
     "nrf52840": _nrf52840,

@@ -7,7 +7,7 @@ run in the thread pool, where the database calls belong.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -140,11 +140,17 @@ async def upload_release(*, request: Request, runtime: RuntimeDep, key: WriteKey
                          product: BoardQuery = None,
                          file_name: Annotated[str | None, Query(
                              min_length=1, max_length=128, description="name devices download it as")] = None,
+                         format: Annotated[Literal["auto", "gizwits"], Query(
+                             description="auto: recognised from the bytes; gizwits: a bare Gizwits "
+                                         "application, which needs version")] = "auto",
+                         version: Annotated[str | None, Query(
+                             min_length=1, max_length=32, description="x.y.z, for format=gizwits")] = None,
                          ) -> dict[str, Any]:
     data = await read_limited(request, runtime.settings.max_upload_bytes)
     try:
         release = await run_in_threadpool(runtime.fleet.upload_release, data, board=board, product=product,
-                                          file_name=file_name, actor=key.name)
+                                          file_name=file_name, image_format=format, version=version,
+                                          actor=key.name)
     except Exception:
         runtime.metrics.uploads.labels("rejected").inc()
         raise
@@ -227,7 +233,7 @@ def create_rollout(body: RolloutIn, runtime: RuntimeDep,
         body.release_id, board=body.board, tags=body.tags, stages=body.stages,
         halt_failure_rate=body.halt_failure_rate, min_attempts=body.min_attempts,
         advance_success_rate=body.advance_success_rate,
-        allow_downgrade=body.allow_downgrade, actor=key.name)
+        allow_downgrade=body.allow_downgrade, max_attempts=body.max_attempts, actor=key.name)
 
 
 @router.get("/rollouts", response_model=list[RolloutOut], tags=["rollouts"])

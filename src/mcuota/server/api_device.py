@@ -54,7 +54,7 @@ def checkin(body: CheckinIn, runtime: RuntimeDep,
     return {"update": True, "job": {
         "release_id": release_id, "attempt_id": job.attempt_id, "version": str(offer.version),
         "board": offer.board, "product": offer.product, "size": offer.size, "sha256": offer.sha256,
-        "format": offer.image_format,
+        "md5": offer.md5, "format": offer.image_format,
         "file_name": offer.file_name, "url": artifact_url(release_id)}}
 
 

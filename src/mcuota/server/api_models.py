@@ -78,11 +78,14 @@ class ReleaseOut(BaseModel):
     version: str
     sha256: str
     size: int
+    md5: str | None = Field(description="hex MD5 of the image (what a Gizwits MCU checks)")
     format: str
+    soft_ver: str | None = Field(default=None, description="the Gizwits softVer, for gizwits releases")
     file_name: str
     signed: bool
     key_hash: str | None
     created_at: str
+    summary: str | None = Field(default=None, description="what the upload check found (upload answer only)")
 
 
 class DeviceIn(_In):
@@ -150,6 +153,8 @@ class RolloutIn(_In):
     advance_success_rate: float = Field(default=0.9, ge=0, le=1)
     allow_downgrade: bool = Field(default=False, description="an explicit downgrade: offer the release even "
                                   "to devices running a newer version")
+    max_attempts: int = Field(default=3, ge=1, le=10, description="attempts per device: one whose latest "
+                              "attempt ended in failure is offered the release again until it used these")
 
 
 class RolloutOut(BaseModel):
@@ -158,7 +163,8 @@ class RolloutOut(BaseModel):
     version: str
     board: str
     tags: list[str]
-    state: Literal["active", "paused", "halted", "cancelled"]
+    state: Literal["active", "paused", "halted", "cancelled", "completed"] = Field(
+        description="completed: active, at a final 100 % stage, and every target has a final result")
     stages: list[int]
     stage: int = Field(description="1-based index of the current stage")
     stage_percent: int
@@ -173,6 +179,9 @@ class RolloutOut(BaseModel):
     min_attempts: int
     advance_success_rate: float
     allow_downgrade: bool
+    max_attempts: int
+    retried: int = Field(description="attempts that were retries of a failed one")
+    complete: bool = Field(description="every target succeeded, reverted, or failed with no attempt left")
     reason: str
     created_at: str
     updated_at: str
@@ -230,6 +239,7 @@ class JobOut(BaseModel):
     product: str
     size: int
     sha256: str
+    md5: str = Field(description="hex MD5 of the image")
     format: str
     file_name: str
     url: str = Field(description="path of the artifact on this server (Range GETs, strong ETag = sha256)")
@@ -270,6 +280,7 @@ class Seed002Job(BaseModel):
     File: str | None = None
     Size: int | None = None
     Sha256: str | None = None
+    Md5: str | None = None
     Format: str | None = None
 
 
@@ -277,6 +288,9 @@ class Seed002ResultIn(BaseModel):
     model_config = ConfigDict(extra="allow")
     Message: Literal["Success", "Failure"]
     File: str | None = Field(default=None, max_length=256)
+    Reason: str | None = Field(default=None, max_length=1000,
+                               description='with "Failure": why; one that starts with "reverted" records '
+                                           'that the bootloader went back to the old image')
 
 
 class Seed002ResultOut(BaseModel):

@@ -1,13 +1,17 @@
 """The seed-002 HTTP flow (Infineon OTA agent, job-document mode), unchanged, under ``/seed002/{serial}/``.
 
 1. ``GET ota_update.json`` → the job document with the agent's field names (Manufacturer, ManufacturerId,
-   Product, SerialNumber, Version, Board, Connection, Server, Port, File) plus Size, Sha256 and Format.
+   Product, SerialNumber, Version, Board, Connection, Server, Port, File) plus Size, Sha256, Md5 and
+   Format (a Gizwits MCU checks the MD5 and writes it into its FLAG record).
    With nothing to offer the answer is still 200 and a document, ``"Message": "No Update Available"``
    with ``Version`` = the version the server believes the device runs and no File: the message the
    agent's MQTT flow uses for the same situation, so one parser serves both.
 2. ``GET <File>`` with ``Range: bytes=a-b`` in 4096-byte steps → 206 + ``Content-Range: bytes a-b/total``.
 3. ``POST <File>`` with ``{"Message": "Success" | "Failure", "File": …}`` →
-   ``{"Message": "Result Received"}``.
+   ``{"Message": "Result Received"}``. A "Failure" may carry ``"Reason"``; one starting with
+   "reverted" records the attempt as reverted (the bootloader went back to the old image after the
+   reboot, possibly after the agent had already reported Success for its download), which is never
+   retried, unlike a failure.
 
 The agent cannot tell the server what it runs over HTTP, so gating uses the version the server knows
 (registration, the last success). Authentication is the device token, as a bearer header or
@@ -82,7 +86,7 @@ def job_document(request: Request, serial: str, runtime: RuntimeDep,
             "Version": _triple(version), "Board": offer.board,
             "Connection": connection, "Server": server, "Port": port,
             "File": f"/seed002/{me.serial}/{offer.file_name}", "Size": offer.size, "Sha256": offer.sha256,
-            "Format": offer.image_format}
+            "Md5": offer.md5 or None, "Format": offer.image_format}
 
 
 def _file(request: Request, runtime: Runtime, me: DeviceRow, file_name: str, head: bool) -> Response:
@@ -125,9 +129,14 @@ async def post_result(request: Request, serial: str, file_name: str, runtime: Ru
     if message not in ("Success", "Failure"):
         raise BadRequest(f"Message must be \"Success\" or \"Failure\", not {message!r}"[:200],
                          code="invalid_result")
+    reason = fields.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise BadRequest("Reason must be a string", code="invalid_result")
     artifact = await run_in_threadpool(runtime.fleet.device_artifact, me, None, file_name)
     state = "success" if message == "Success" else "failure"
-    outcome = await run_in_threadpool(runtime.fleet.report, me, artifact.release_id, state,
-                                      "seed-002 agent result")
+    if state == "failure" and reason is not None and reason.strip().lower().startswith("reverted"):
+        state = "reverted"
+    text = "".join(c for c in reason if c.isprintable())[:1000] if reason else "seed-002 agent result"
+    outcome = await run_in_threadpool(runtime.fleet.report, me, artifact.release_id, state, text)
     runtime.metrics.reports.labels(state, str(outcome.changed).lower()).inc()
     return {"Message": "Result Received", "State": outcome.state}

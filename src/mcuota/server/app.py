@@ -31,6 +31,7 @@ from mcuota import __version__
 from mcuota.errors import McuotaError
 from mcuota.server import api_admin, api_device, api_seed002
 from mcuota.server.errors import ServiceError
+from mcuota.server.logs import AccessSummary
 from mcuota.server.metrics import CONTENT_TYPE
 from mcuota.server.ratelimit import RateLimitMiddleware, TokenBuckets
 from mcuota.server.runtime import Runtime
@@ -52,6 +53,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     """The server for ``settings``; ``runtime`` is an already opened one (``mcuota serve`` opens it
     first so start-up failures are one line), else the lifespan opens it."""
 
+    summary = None if settings.access_log else AccessSummary(access_log)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         current = runtime if runtime is not None else await run_in_threadpool(Runtime.open, settings)
@@ -67,6 +70,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
                 yield
                 app.state.ready = False
         finally:
+            if summary is not None:
+                summary.flush()
             app.state.runtime = None
             current.close()
 
@@ -104,7 +109,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
                 current.metrics.rate_limited.inc()
 
         app.add_middleware(RateLimitMiddleware, buckets=buckets, on_limited=count_limited)
-    app.add_middleware(ObserveMiddleware)
+    app.add_middleware(ObserveMiddleware, summary=summary)
     return app
 
 
@@ -145,10 +150,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 class ObserveMiddleware:
-    """Access log (one structured line per request) and request metrics, labelled by route template."""
+    """Access log and request metrics, labelled by route template. With a ``summary`` (the default,
+    see :class:`~mcuota.server.logs.AccessSummary`) successful requests are summed; refusals and
+    failures always get their own line, as every request does without one (``--access-log``)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, summary: AccessSummary | None = None) -> None:
         self.app = app
+        self.summary = summary
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -177,7 +185,11 @@ class ObserveMiddleware:
             if runtime is not None:
                 runtime.metrics.requests.labels(scope["method"], template, str(status)).inc()
                 runtime.metrics.latency.labels(template).observe(elapsed)
-            if template not in ("/healthz", "/metrics") or status >= 400:
+            if status < 400 and template in ("/healthz", "/metrics"):
+                pass  # probes and scrapes: counted in the metrics only
+            elif status < 400 and self.summary is not None:
+                self.summary.add(scope["method"], template, status, elapsed)
+            else:
                 client = scope.get("client")
                 access_log.info("request", extra={
                     "request_id": request_id, "method": scope["method"], "path": scope.get("path", ""),

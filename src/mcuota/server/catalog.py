@@ -34,6 +34,8 @@ class Offer:
     product: str = ""
     manufacturer: str = ""
     manufacturer_id: str = ""
+    md5: str = ""
+    """Hex MD5 of the image: a Gizwits MCU checks it and writes it into its FLAG record."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ class InMemoryCatalog:
         offer = Offer(release_id=digest[:16], version=version, board=board, size=len(data), sha256=digest,
                       file_name=file_name or f"{board}-{version}.bin", image_format=image_format,
                       product=self.product, manufacturer=self.manufacturer,
-                      manufacturer_id=self.manufacturer_id)
+                      manufacturer_id=self.manufacturer_id,
+                      md5=hashlib.md5(data, usedforsecurity=False).hexdigest())
         with self._lock:
             self._releases[offer.release_id] = (offer, data)
         return offer

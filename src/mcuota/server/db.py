@@ -12,7 +12,9 @@ The schema is owned by the Alembic migrations shipped in :mod:`mcuota.server.mig
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,8 +89,15 @@ class Database:
         # SQLite has one writer at a time, and a writer that finds the lock taken sleeps in SQLite's
         # busy handler (1, 2, 5, 10 … 100 ms steps) instead of waking when it is free: under load the
         # queue of check-ins spends most of its time asleep. Queueing this process's writers on a lock
-        # hands the database over at once; other processes still wait in the busy handler.
+        # hands the database over at once; an flock on a file beside the database does the same
+        # between the processes of ``mcuota serve --workers N`` (the busy timeout stays as the backstop
+        # for any other writer, such as a second server or the sqlite3 shell).
         self._write_lock: threading.RLock | None = threading.RLock() if self.dialect == "sqlite" else None
+        self._write_depth = 0
+        self._lock_fd: int | None = None
+        database = make_url(url).database if self.dialect == "sqlite" else None
+        if database and database != ":memory:":
+            self._lock_fd = os.open(f"{database}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     @property
     def safe_url(self) -> str:
@@ -106,9 +115,26 @@ class Database:
             with self.engine.connect().execution_options(mcuota_write=True) as conn, conn.begin():
                 yield conn
             return
-        with self._write_lock, self.engine.connect().execution_options(mcuota_write=True) as conn, \
-                conn.begin():
+        with self._write_lock, self._process_lock(), \
+                self.engine.connect().execution_options(mcuota_write=True) as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def _process_lock(self) -> Iterator[None]:
+        """The flock between server processes; taken only by the outermost write of the thread that
+        holds ``_write_lock`` (an flock belongs to the open file, which all threads share)."""
+        if self._lock_fd is None:
+            yield
+            return
+        self._write_depth += 1
+        try:
+            if self._write_depth == 1:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            self._write_depth -= 1
+            if self._write_depth == 0:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def migrate(self) -> str:
         """Bring the schema to the newest revision; returns that revision."""
@@ -121,5 +147,13 @@ class Database:
             revision = MigrationContext.configure(conn).get_current_revision()
         return revision or ""
 
+    def revision(self) -> str:
+        """The schema revision the database is at, without changing it."""
+        with self.read() as conn:
+            return MigrationContext.configure(conn).get_current_revision() or ""
+
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None

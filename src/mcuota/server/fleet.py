@@ -13,6 +13,10 @@ Rules kept here, in one place:
 * A device's report moves its attempt forward only: repeating a report, or a late "downloading" after
   "success", changes nothing and is acknowledged; a contradicting final report (failure after success)
   is a :class:`~mcuota.server.errors.Conflict`. "reverted" may follow success (the bootloader undid it).
+* A device whose latest attempt of a rollout ended in "failure" (the download or install went wrong, the
+  image may still be good) is offered the release again, in a new attempt, until it has used the
+  rollout's ``max_attempts``; "reverted" is never retried (the image itself failed on that device).
+  Rollout counts and the halt rule are per device, by its latest attempt.
 * Every report, admission and rollout decision commits in one transaction before it is acknowledged,
   so a crash of the server loses nothing a device or operator was told had happened.
 * A release's blob and row appear together: the blob is written (temp, fsync, rename) before the row is
@@ -22,6 +26,7 @@ Rules kept here, in one place:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -30,12 +35,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, tuple_, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import ColumnElement
 
 from mcuota.errors import KeyFileError
+from mcuota.image.gizwits import soft_ver_from_version
 from mcuota.image.keys import PublicKey, load_public_key
 from mcuota.image.version import ImageVersion
 from mcuota.server import credentials, rollout_policy
@@ -73,6 +80,9 @@ REPORTABLE = RESULT_STATES
 class _NeedsWrite(Exception):
     """A check-in answered in a read transaction found it has something to write."""
 
+
+MAX_ATTEMPTS_LIMIT = 10
+"""Most attempts a rollout may give one device: beyond a few, a device that keeps failing needs a person."""
 
 LAST_SEEN_RESOLUTION = 30.0
 """Seconds: a check-in sooner than this after the recorded one leaves ``last_seen_at`` alone, so a
@@ -114,6 +124,18 @@ class Artifact:
     size: int
     file_name: str
     attempt_state: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a rollout's devices stand, each by its latest attempt."""
+
+    tally: rollout_policy.Tally
+    counts: dict[str, int]
+    retried: int
+    """Attempts that were retries (a device's second attempt onwards)."""
+    done: int
+    """Devices with a final result: success, reverted, or failure with no attempt left."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +182,20 @@ class Fleet:
         self._key_cache: dict[int, PublicKey] = {}
         self._devices_by_token: TtlCache[DeviceRow] = TtlCache()
         self._artifacts: TtlCache[Artifact] = TtlCache()
+        # Built once, with bind parameters, for the queries every check-in runs: building a statement
+        # and its cache key costs more than SQLite takes to answer it.
+        self._device_by_id = self._device_query().where(devices.c.id == bindparam("device_id"))
+        self._device_by_token = self._device_query().where(devices.c.token_hash == bindparam("token_hash"))
+        self._open_attempts = (
+            self._release_query().add_columns(attempts.c.id.label("attempt_id"),
+                                              attempts.c.state.label("a_state"),
+                                              attempts.c.rollout_id.label("a_rollout"),
+                                              rollouts.c.state.label("r_state"),
+                                              rollouts.c.allow_downgrade)
+            .join(attempts, attempts.c.release_id == releases.c.id)
+            .outerjoin(rollouts, attempts.c.rollout_id == rollouts.c.id)
+            .where(attempts.c.device_id == bindparam("device_id"), attempts.c.state.not_in(TERMINAL))
+            .order_by(attempts.c.id.desc()))
         self.on_report: list[Callable[[ReportOutcome], None]] = []
 
     # --- start-up ----------------------------------------------------------------------------------
@@ -172,7 +208,23 @@ class Fleet:
             gone = self.blobs.sweep(keep)
         for digest in gone:
             log.info("removed orphan blob", extra={"sha256": digest})
+        self._fill_missing_md5()
         return gone
+
+    def _fill_missing_md5(self) -> None:
+        """Releases stored before the MD5 was kept get it from their blob (the migration could not
+        reach the blob store, e.g. on PostgreSQL)."""
+        with self.db.read() as conn:
+            missing = conn.execute(select(releases.c.id, releases.c.sha256)
+                                   .where(releases.c.md5.is_(None))).all()
+        for row in missing:
+            try:
+                digest = hashlib.md5(self.blobs.read(row.sha256), usedforsecurity=False).hexdigest()
+            except (OSError, ValueError):
+                log.warning("release blob missing; its MD5 stays unknown", extra={"release": row.id})
+                continue
+            with self.db.write() as conn:
+                conn.execute(update(releases).where(releases.c.id == row.id).values(md5=digest))
 
     def ensure_admin_key(self) -> str | None:
         """Create the first admin key when no key exists; returns its secret (shown once) or None."""
@@ -206,7 +258,7 @@ class Fleet:
         device = self._devices_by_token.get(hashed)
         if device is None:
             with self.db.read() as conn:
-                row = conn.execute(self._device_query().where(devices.c.token_hash == hashed)).first()
+                row = conn.execute(self._device_by_token, {"token_hash": hashed}).first()
             if row is None or not credentials.matches(token, row.token_hash):
                 raise Unauthorized("invalid device token", code="invalid_token")
             device = self._device_row(row)
@@ -370,8 +422,10 @@ class Fleet:
     # --- releases ----------------------------------------------------------------------------------
 
     def upload_release(self, data: bytes, *, board: str, product: str | None = None,
-                       file_name: str | None = None, actor: str) -> dict[str, Any]:
-        """Verify ``data`` as a release for ``board`` and store blob and row together."""
+                       file_name: str | None = None, image_format: str = "auto", version: str | None = None,
+                       actor: str) -> dict[str, Any]:
+        """Verify ``data`` as a release for ``board`` and store blob and row together; ``image_format``
+        and ``version`` name what a bare application cannot say itself (format "gizwits")."""
         check_name(board, "board")
         if product is not None:
             check_name(product, "product")
@@ -380,7 +434,8 @@ class Fleet:
         with self.db.read() as conn:
             board_id = conn.execute(select(boards.c.id).where(boards.c.name == board)).scalar()
             trusted = self._trusted_for(conn, board_id)
-        checked = check_image(data, board=board, trusted=trusted, require_signatures=self.require_signatures)
+        checked = check_image(data, board=board, trusted=trusted, require_signatures=self.require_signatures,
+                              image_format=image_format, version=version)
         with self._blob_lock:
             digest = self.blobs.put(data)
             try:
@@ -389,7 +444,9 @@ class Fleet:
             except BaseException:
                 self._drop_blob_if_unused(digest)
                 raise
-        return self.get_release(release_id)
+        release = self.get_release(release_id)
+        release["summary"] = checked.summary
+        return release
 
     def _insert_release(self, checked: CheckedImage, digest: str, *, board: str, product: str | None,
                         file_name: str | None, actor: str) -> int:
@@ -416,13 +473,13 @@ class Fleet:
                 name = file_name or f"{stem}_v{version.major}.{version.minor}.{version.revision}{build}.bin"
                 release_id = _insert(conn, releases.insert().values(
                     board_id=board_id, product_id=product_id, version=str(version),
-                    **_version_columns(version), sha256=digest, size=checked.size, format=checked.format,
-                    file_name=name,
+                    **_version_columns(version), sha256=digest, size=checked.size, md5=checked.md5,
+                    format=checked.format, file_name=name,
                     signed=checked.signed, key_hash=checked.key_hash, created_at=self.clock(),
                 ))
                 self._audit(conn, actor, "release.upload", str(release_id),
                             {"board": board, "version": str(version), "sha256": digest, "size": checked.size,
-                             "signed": checked.signed})
+                             "signed": checked.signed, "format": checked.format, "summary": checked.summary})
         except IntegrityError:
             raise Conflict(f"board {board} already has a release of version {version}",
                            code="duplicate_version") from None
@@ -442,8 +499,10 @@ class Fleet:
 
     @staticmethod
     def _release_dict(row: Row[Any]) -> dict[str, Any]:
+        soft_ver = soft_ver_from_version(_version(row)) if row.format == "gizwits" else None
         return {"id": row.id, "board": row.board, "product": row.product, "version": row.version,
-                "sha256": row.sha256, "size": row.size, "format": row.format, "file_name": row.file_name,
+                "sha256": row.sha256, "size": row.size, "md5": row.md5, "format": row.format,
+                "soft_ver": soft_ver, "file_name": row.file_name,
                 "signed": row.signed, "key_hash": row.key_hash, "created_at": _iso(row.created_at)}
 
     def get_release(self, release_id: int) -> dict[str, Any]:
@@ -473,7 +532,7 @@ class Fleet:
         return Offer(release_id=str(row.id), version=_version(row), board=row.board, size=row.size,
                      sha256=row.sha256, file_name=row.file_name, image_format=row.format,
                      product=row.product or "", manufacturer=row.manufacturer or self.manufacturer,
-                     manufacturer_id=row.manufacturer_id or self.manufacturer_id)
+                     manufacturer_id=row.manufacturer_id or self.manufacturer_id, md5=row.md5 or "")
 
     # --- devices -----------------------------------------------------------------------------------
 
@@ -639,7 +698,7 @@ class Fleet:
 
     def _job_in(self, conn: Connection, device_id: int, running: ImageVersion | None, *,
                 read_only: bool = False) -> Job | None:
-        row = conn.execute(self._device_query().where(devices.c.id == device_id)).one()
+        row = conn.execute(self._device_by_id, {"device_id": device_id}).one()
         device = self._device_row(row)
         now = self.clock()
         values: dict[str, Any] = {}
@@ -656,16 +715,7 @@ class Fleet:
         current = device.version
 
         # 1. an attempt already under way
-        open_rows = conn.execute(
-            self._release_query().add_columns(attempts.c.id.label("attempt_id"),
-                                              attempts.c.state.label("a_state"),
-                                              attempts.c.rollout_id.label("a_rollout"),
-                                              rollouts.c.state.label("r_state"),
-                                              rollouts.c.allow_downgrade)
-            .join(attempts, attempts.c.release_id == releases.c.id)
-            .outerjoin(rollouts, attempts.c.rollout_id == rollouts.c.id)
-            .where(attempts.c.device_id == device.id, attempts.c.state.not_in(TERMINAL))
-            .order_by(attempts.c.id.desc())).all()
+        open_rows = conn.execute(self._open_attempts, {"device_id": device.id}).all()
         for r in open_rows:
             target = _version(r)
             if target == current and r.a_state in ("installing", "rebooting", "downloaded"):
@@ -684,16 +734,22 @@ class Fleet:
         # 2. a rollout that wants this device
         tags = set(conn.execute(select(device_tags.c.tag)
                                 .where(device_tags.c.device_id == device.id)).scalars())
+        mine = and_(attempts.c.device_id == device.id, attempts.c.rollout_id == rollouts.c.id)
+        # Finished with this rollout: any attempt that is not a failure (under way, succeeded, reverted,
+        # cancelled), or the failure that used the last attempt allowed.
+        finished = exists().where(mine, or_(attempts.c.state != "failure",
+                                            attempts.c.attempt_no >= rollouts.c.max_attempts))
+        prior = select(func.count()).select_from(attempts).where(mine).scalar_subquery()
         candidates = conn.execute(
             self._release_query().add_columns(
                 rollouts.c.id.label("rollout_id"), rollouts.c.tags.label("r_tags"), rollouts.c.stages,
                 rollouts.c.stage_index, rollouts.c.allow_downgrade, rollouts.c.admitted,
-                rollouts.c.halt_failure_rate, rollouts.c.min_attempts, rollouts.c.advance_success_rate)
+                rollouts.c.halt_failure_rate, rollouts.c.min_attempts, rollouts.c.advance_success_rate,
+                rollouts.c.max_attempts, prior.label("prior_attempts"))
             .join(rollouts, rollouts.c.release_id == releases.c.id)
             .where(rollouts.c.state == "active", rollouts.c.board_id == device.board_id,
                    or_(releases.c.product_id.is_(None), releases.c.product_id == device.product_id),
-                   ~rollouts.c.id.in_(select(attempts.c.rollout_id).where(attempts.c.device_id == device.id,
-                                                                         attempts.c.rollout_id.is_not(None))))
+                   ~finished)
             .order_by(rollouts.c.id.desc())).all()
         for r in candidates:
             if not set(json.loads(r.r_tags)) <= tags:
@@ -702,21 +758,27 @@ class Fleet:
                 continue
             if read_only:
                 raise _NeedsWrite
-            policy = self._policy(r)
-            targets = self._targets(conn, r.rollout_id)
-            cap = rollout_policy.stage_cap(policy.stages, r.stage_index, targets)
-            admitted = conn.execute(update(rollouts).where(
-                rollouts.c.id == r.rollout_id, rollouts.c.state == "active", rollouts.c.admitted < cap,
-            ).values(admitted=rollouts.c.admitted + 1, updated_at=now))
-            if admitted.rowcount != 1:
-                continue
+            number = int(r.prior_attempts) + 1
+            if number == 1:
+                # A retry keeps the place its device was admitted to; only a first attempt takes one.
+                policy = self._policy(r)
+                room = [] if rollout_policy.admits_every_target(policy.stages, r.stage_index) else [
+                    rollouts.c.admitted < rollout_policy.stage_cap(policy.stages, r.stage_index,
+                                                                   self._targets(conn, r.rollout_id))]
+                admitted = conn.execute(update(rollouts).where(
+                    rollouts.c.id == r.rollout_id, rollouts.c.state == "active", *room,
+                ).values(admitted=rollouts.c.admitted + 1, updated_at=now))
+                if admitted.rowcount != 1:
+                    continue
+                why = f"rollout {r.rollout_id} stage {r.stage_index + 1}"
+            else:
+                why = f"rollout {r.rollout_id} retry: attempt {number} of {r.max_attempts}"
             attempt_id = _insert(conn, attempts.insert().values(
                 device_id=device.id, release_id=r.id, rollout_id=r.rollout_id, state="offered", reason="",
-                stage_index=r.stage_index, created_at=now, updated_at=now))
+                stage_index=r.stage_index, attempt_no=number, created_at=now, updated_at=now))
             self._artifacts.forget_owner(device.id)
             conn.execute(attempt_events.insert().values(
-                attempt_id=attempt_id, state="offered",
-                reason=f"rollout {r.rollout_id} stage {r.stage_index + 1}", created_at=now))
+                attempt_id=attempt_id, state="offered", reason=why, created_at=now))
             return Job(self._offer(r), attempt_id)
         return None
 
@@ -880,9 +942,12 @@ class Fleet:
     def create_rollout(self, release_id: int, *, board: str | None = None, tags: Iterable[str] = (),
                        stages: Sequence[int] = rollout_policy.DEFAULT_STAGES,
                        halt_failure_rate: float = 0.1, min_attempts: int = 20,
-                       advance_success_rate: float = 0.9, allow_downgrade: bool = False, actor: str
-                       ) -> dict[str, Any]:
+                       advance_success_rate: float = 0.9, allow_downgrade: bool = False,
+                       max_attempts: int = 3, actor: str) -> dict[str, Any]:
         tag_list = sorted({check_tag(t) for t in tags})
+        if not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:
+            raise BadRequest(f"max attempts {max_attempts} is not between 1 and {MAX_ATTEMPTS_LIMIT}",
+                             code="invalid_rollout")
         try:
             policy = rollout_policy.Policy(tuple(stages), advance_success_rate, halt_failure_rate,
                                            min_attempts)
@@ -903,10 +968,11 @@ class Fleet:
                 stages=json.dumps(list(policy.stages)), stage_index=0, state="active",
                 halt_failure_rate=policy.halt_failure_rate, min_attempts=policy.min_attempts,
                 advance_success_rate=policy.advance_success_rate, allow_downgrade=allow_downgrade,
-                admitted=0, reason="created", created_at=now, updated_at=now))
+                max_attempts=max_attempts, admitted=0, reason="created", created_at=now, updated_at=now))
             self._audit(conn, actor, "rollout.create", str(rollout_id),
                         {"release": release_id, "board": release.board, "tags": tag_list,
-                         "stages": list(policy.stages), "allow_downgrade": allow_downgrade})
+                         "stages": list(policy.stages), "allow_downgrade": allow_downgrade,
+                         "max_attempts": max_attempts})
             return self._rollout_status(conn, rollout_id)
 
     def rollout_status(self, rollout_id: int) -> dict[str, Any]:
@@ -937,20 +1003,33 @@ class Fleet:
             self._audit(conn, actor, f"rollout.{action}", str(rollout_id), {"from": row.state, "to": state})
             return self._rollout_status(conn, rollout_id)
 
-    def _tally(self, conn: Connection, rollout_id: int) -> tuple[rollout_policy.Tally, dict[str, int]]:
+    def _progress(self, conn: Connection, rollout_id: int) -> Progress:
+        """Counts by each device's latest attempt: a device that failed once and then succeeded is a
+        success, and one failure of a device that may still be retried is one failed device."""
+        admitted, max_attempts = conn.execute(select(rollouts.c.admitted, rollouts.c.max_attempts)
+                                              .where(rollouts.c.id == rollout_id)).one()
+        newer = aliased(attempts)
+        latest = select(func.max(newer.c.attempt_no)).where(
+            newer.c.device_id == attempts.c.device_id, newer.c.rollout_id == rollout_id).scalar_subquery()
         counts = {s: 0 for s in ATTEMPT_STATES}
-        for state, count in conn.execute(select(attempts.c.state, func.count()).where(
-                attempts.c.rollout_id == rollout_id).group_by(attempts.c.state)).all():
-            counts[state] = int(count)
-        admitted = conn.execute(select(rollouts.c.admitted).where(rollouts.c.id == rollout_id)).scalar_one()
+        done = 0
+        for state, number, count in conn.execute(
+                select(attempts.c.state, attempts.c.attempt_no, func.count())
+                .where(attempts.c.rollout_id == rollout_id, attempts.c.attempt_no == latest)
+                .group_by(attempts.c.state, attempts.c.attempt_no)).all():
+            counts[state] += int(count)
+            if state in ("success", "reverted") or (state == "failure" and number >= max_attempts):
+                done += int(count)
+        retried = conn.execute(select(func.count()).select_from(attempts).where(
+            attempts.c.rollout_id == rollout_id, attempts.c.attempt_no > 1)).scalar_one()
         tally = rollout_policy.Tally(int(admitted), counts["success"], sum(counts[s] for s in FAILED))
-        return tally, counts
+        return Progress(tally, counts, int(retried), done)
 
     def _evaluate(self, conn: Connection, rollout_id: int) -> None:
         row = conn.execute(select(rollouts).where(rollouts.c.id == rollout_id).with_for_update()).one()
         if row.state != "active":
             return
-        tally, _ = self._tally(conn, rollout_id)
+        tally = self._progress(conn, rollout_id).tally
         targets = self._targets(conn, rollout_id)
         decision = rollout_policy.decide(self._policy(row), row.stage_index, targets, tally)
         if decision.halt:
@@ -973,18 +1052,25 @@ class Fleet:
                            .where(rollouts.c.id == rollout_id)).first()
         if row is None:
             raise NotFound(f"unknown rollout {rollout_id}", code="unknown_rollout")
-        tally, counts = self._tally(conn, rollout_id)
+        progress = self._progress(conn, rollout_id)
+        tally, counts = progress.tally, progress.counts
         stages = json.loads(row.stages)
         targets = self._targets(conn, rollout_id)
+        # Computed, not stored: a device registered later that matches makes the rollout incomplete
+        # again, and it goes on offering the release to it.
+        complete = (row.stage_index == len(stages) - 1 and stages[-1] == 100 and targets > 0
+                    and progress.done >= targets)
+        state = "completed" if complete and row.state == "active" else row.state
         return {
             "id": row.id, "release_id": row.release_id, "version": row.version, "board": row.board,
-            "tags": json.loads(row.tags), "state": row.state, "stages": stages, "stage": row.stage_index + 1,
+            "tags": json.loads(row.tags), "state": state, "stages": stages, "stage": row.stage_index + 1,
             "stage_percent": stages[row.stage_index],
             "stage_cap": rollout_policy.stage_cap(stages, row.stage_index, targets), "targets": targets,
             "admitted": tally.admitted, "succeeded": tally.succeeded, "failed": tally.failed,
             "in_progress": sum(counts[s] for s in ATTEMPT_STATES if s not in TERMINAL),
             "counts": counts, "halt_failure_rate": row.halt_failure_rate, "min_attempts": row.min_attempts,
             "advance_success_rate": row.advance_success_rate, "allow_downgrade": bool(row.allow_downgrade),
+            "max_attempts": row.max_attempts, "retried": progress.retried, "complete": complete,
             "reason": row.reason, "created_at": _iso(row.created_at), "updated_at": _iso(row.updated_at),
         }
 

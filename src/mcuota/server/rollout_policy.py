@@ -102,6 +102,13 @@ def stage_cap(stages: Sequence[int], stage_index: int, targets: int) -> int:
     return max(1, math.ceil(stages[stage_index] * targets / 100))
 
 
+def admits_every_target(stages: Sequence[int], stage_index: int) -> bool:
+    """Whether stage ``stage_index`` is a 100 % stage. Its cap is then the number of targets, and a device
+    asking to be admitted is a target not yet admitted, so the cap always has room for it: the caller
+    can skip counting the targets (a scan of the fleet on every first check-in)."""
+    return stages[stage_index] >= 100
+
+
 def may_admit(policy: Policy, stage_index: int, targets: int, admitted: int) -> bool:
     return admitted < stage_cap(policy.stages, stage_index, targets)
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -75,6 +76,7 @@ releases = Table(
     *version_columns(),
     Column("sha256", String(64), nullable=False, index=True),
     Column("size", BigInteger, nullable=False),
+    Column("md5", String(32), nullable=True),  # NULL only for a row whose blob was missing at migration
     Column("format", String(32), nullable=False),
     Column("file_name", String(128), nullable=False),
     Column("signed", Boolean, nullable=False),
@@ -116,6 +118,7 @@ rollouts = Table(
     Column("advance_success_rate", Float, nullable=False),
     Column("allow_downgrade", Boolean, nullable=False),
     Column("admitted", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False, server_default=text("3")),
     Column("reason", Text, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
@@ -130,9 +133,11 @@ attempts = Table(
     Column("state", String(16), nullable=False),
     Column("reason", Text, nullable=False),
     Column("stage_index", Integer, nullable=True),
+    Column("attempt_no", Integer, nullable=False, server_default=text("1")),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
-    UniqueConstraint("device_id", "rollout_id", name="uq_attempts_device_rollout"),
+    # Two check-ins of one device racing to open the same retry: the second insert fails and re-reads.
+    UniqueConstraint("device_id", "rollout_id", "attempt_no", name="uq_attempts_device_rollout_no"),
     Index("ix_attempts_device_state", "device_id", "state"),
     Index("ix_attempts_rollout_state", "rollout_id", "state"),
 )

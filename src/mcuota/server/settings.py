@@ -62,11 +62,18 @@ class Settings:
     mqtt_url: str | None = None
     """Broker the MQTT publisher connects to; None with ``mqtt_enabled``: the embedded broker."""
     mqtt_enabled: bool = True
+    mqtt_port: int | None = None
+    """Port of the embedded broker (0: any free one; None: 1883, or a free one when 1883 is taken)."""
     tls_cert: Path | None = None
     tls_key: Path | None = None
     services: list[ServiceFactory] = field(default_factory=list)
     """Started in order once the server is ready, stopped in reverse order at shutdown."""
     admin_key_file_name: str = "admin-api-key"
+    workers: int = 1
+    """Server processes sharing the listening socket (``mcuota serve --workers N``)."""
+    access_log: bool = False
+    """One log line per request; off, successful requests are summed into one line per route and status
+    every :data:`mcuota.server.logs.ACCESS_SUMMARY_SECONDS` (refusals and failures are always logged)."""
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

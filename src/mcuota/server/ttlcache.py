@@ -18,9 +18,13 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+DEFAULT_TTL = 2.0
+"""Seconds an entry lives: the longest another server process (``--workers N``) keeps honouring a
+token after it was rotated or revoked."""
+
 
 class TtlCache(Generic[T]):
-    def __init__(self, *, size: int = 4096, ttl: float = 2.0,
+    def __init__(self, *, size: int = 4096, ttl: float = DEFAULT_TTL,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
         self.ttl = ttl

@@ -116,6 +116,11 @@ class JobDocument:
     port: int | None = None     # None = the one already in use
     file: str = ""
     unique_topic: str = ""
+    # mcuota's additions, which Infineon's agent ignores: what the file must be before it is requested
+    size: int | None = None
+    sha256: str = ""
+    md5: str = ""
+    image_format: str = ""
 
 
 @dataclass(frozen=True)
@@ -211,6 +216,11 @@ def build_job_document(job: JobDocument) -> bytes:
         fields["File"] = job.file
     if job.unique_topic:
         fields["UniqueTopicName"] = check_topic_name(job.unique_topic)
+    if job.size is not None:
+        fields["Size"] = str(job.size)
+    for name, value in (("Sha256", job.sha256), ("Md5", job.md5), ("Format", job.image_format)):
+        if value:
+            fields[name] = value
     return encode_document(fields)
 
 
@@ -233,6 +243,11 @@ def parse_job_document(payload: bytes | str) -> JobDocument:
                                f'not {connection_text!r}') from None
     port = doc.unsigned("Port", limit=0xFFFF)
     unique = doc.text("UniqueTopicName")
+    digests = {name: doc.text(name).lower() for name, length in _DIGESTS.items()}
+    for name, length in _DIGESTS.items():
+        if digests[name] and not _is_hex(digests[name], length):
+            raise Seed002Error(OtaError.MALFORMED_JOB_DOC,
+                               f'field "{name}" must be {length} hex digits, not {digests[name][:80]!r}')
     return JobDocument(
         message=message,
         board=doc.text("Board", "BoardName"),
@@ -246,7 +261,18 @@ def parse_job_document(payload: bytes | str) -> JobDocument:
         port=port if port else None,      # the agent reads "" and "0" as "keep the current port"
         file=doc.text("File", "FileName"),
         unique_topic=check_topic_name(unique) if unique else "",
+        size=doc.unsigned("Size"),
+        sha256=digests["Sha256"],
+        md5=digests["Md5"],
+        image_format=doc.text("Format"),
     )
+
+
+_DIGESTS = {"Sha256": 64, "Md5": 32}
+
+
+def _is_hex(text: str, length: int) -> bool:
+    return len(text) == length and all(c in "0123456789abcdef" for c in text)
 
 
 def check_job(job: JobDocument, *, board: str, running_version: ImageVersion) -> None:
