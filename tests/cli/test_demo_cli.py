@@ -17,7 +17,8 @@ def test_demo_rolls_a_mixed_fleet_to_2_0_0_with_faults(mcuota, tmp_path):
                   "faults_injected", "bytes_over_air", "wall_s"):
         assert field in report
     assert report["devices"] == 16
-    assert report["converged"] == 16 and report["bricked"] == 0
+    assert report["converged"] == 16
+    assert report["bricked"] == 0
     assert report["running_versions"] == {"2.0.0": 16}
     assert set(report["cohorts"]) == {"gizwits-http", "mcuboot-api", "mcuboot-mqtt", "seed001-api"}
     assert sum(report["faults_injected"].values()) > 0

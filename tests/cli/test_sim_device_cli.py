@@ -19,16 +19,20 @@ def test_create_status_and_power_cycle_offline(mcuota, tmp_path: Path) -> None:
                      firmware, "--version", "1.0.0", "--serial", "GK1", check=True)
     assert "runs 1.0.0" in created.stdout
     status = json.loads(mcuota("sim", "device", "status", state, "--json", check=True).stdout)
-    assert status["running_version"] == "1.0.0" and status["layout"] == "gizwits-f103"
+    assert status["running_version"] == "1.0.0"
+    assert status["layout"] == "gizwits-f103"
     assert "runs 1.0.0" in mcuota("sim", "device", "power-cycle", state, check=True).stdout
     again = mcuota("sim", "device", "create", "--state", state, "--layout", "gizwits-f103", "--firmware",
                    firmware, "--version", "1.0.0", "--serial", "GK1")
-    assert again.returncode == 2 and "already holds a device" in again.stderr
+    assert again.returncode == 2
+    assert "already holds a device" in again.stderr
     raw = mcuota("sim", "device", "create", "--state", tmp_path / "d2", "--layout", "gizwits-f103",
                  "--firmware", firmware, "--serial", "GK2")
-    assert raw.returncode == 2 and "give --version" in raw.stderr
+    assert raw.returncode == 2
+    assert "give --version" in raw.stderr
     nothing = mcuota("sim", "device", "status", tmp_path / "missing")
-    assert nothing.returncode == 2 and "not a simulated device" in nothing.stderr
+    assert nothing.returncode == 2
+    assert "not a simulated device" in nothing.stderr
     assert "Traceback" not in raw.stderr + nothing.stderr
 
 
@@ -56,6 +60,7 @@ def test_run_updates_a_device_from_a_real_server(mcuota, tmp_path: Path) -> None
         run = mcuota("sim", "device", "run", "--state", state, "--interval", "0.2", "--checks", "4",
                      "--until", "2.0.0")
         assert run.returncode == 0, run.stdout + run.stderr
-        assert "staged 2.0.0" in run.stdout and "runs 2.0.0 (updated)" in run.stdout
+        assert "staged 2.0.0" in run.stdout
+        assert "runs 2.0.0 (updated)" in run.stdout
     status = json.loads(mcuota("sim", "device", "status", state, "--json", check=True).stdout)
     assert status["running_version"] == "2.0.0"

@@ -73,14 +73,16 @@ def test_update_runs_2_0_0_on_the_emulated_core(layout: str) -> None:
     bench = make_bench(layout)
     outcome, boot = bench.device.update()
     assert outcome.status is Status.STAGED, outcome.reason
-    assert boot is not None and boot.outcome is not None
+    assert boot is not None
+    assert boot.outcome is not None
     assert boot.outcome.status is Status.UPDATED, boot.outcome.reason
     assert boot.running == "2.0.0"
     assert bench.device.power_on().running == "2.0.0"
     assert [r["Message"] for r in bench.network.results] == ["Success", "Success"]
     # nothing more to do: the running version is not lower than the offer
     again = bench.device.check()
-    assert again.status is Status.FAILED and again.code is AgentCode.INVALID_VERSION
+    assert again.status is Status.FAILED
+    assert again.code is AgentCode.INVALID_VERSION
 
 
 def _phase_ops(layout: str) -> tuple[int, int]:
@@ -114,7 +116,8 @@ def test_a_torn_power_cut_at_any_flash_operation_never_bricks(layout: str, phase
         device = bench.fresh()
         outcome, boot = device.update()
         assert outcome.status is Status.STAGED, f"op {op}: {outcome.reason}"
-        assert boot is not None and boot.running == "2.0.0", f"op {op}"
+        assert boot is not None
+        assert boot.running == "2.0.0", f"op {op}"
         assert outcome.bytes_fetched <= len(bench.wire) + 4096
 
 
@@ -126,12 +129,14 @@ def test_download_resumes_from_the_saved_state_directory(tmp_path: Path) -> None
     save_device(tmp_path / "dev", bench.device.config, bench.device.board, token="secret")
     assert (tmp_path / "dev" / "token").stat().st_mode & 0o777 == 0o600
     config, board, token = load_device(tmp_path / "dev")
-    assert token == "secret" and config == bench.device.config
+    assert token == "secret"
+    assert config == bench.device.config
     device = SimDevice(config, board=board, transport=HttpTransport(MemoryHttpServer(bench.network)))
     assert device.power_on().running == "1.0.0"
     outcome, boot = device.update()
     assert outcome.resumed_from > 0
-    assert boot is not None and boot.running == "2.0.0"
+    assert boot is not None
+    assert boot.running == "2.0.0"
 
 
 def test_an_image_that_crashes_before_confirming_is_reverted_and_reported() -> None:
@@ -139,9 +144,11 @@ def test_an_image_that_crashes_before_confirming_is_reverted_and_reported() -> N
     bench.device.self_test.crash_version = V2
     outcome, boot = bench.device.update()
     assert outcome.status is Status.STAGED
-    assert boot is not None and boot.outcome is not None
+    assert boot is not None
+    assert boot.outcome is not None
     assert boot.outcome.status is Status.REVERTED, boot.outcome.reason
-    assert boot.running == "1.0.0" and boot.resets >= 1
+    assert boot.running == "1.0.0"
+    assert boot.resets >= 1
     assert bench.network.results[-1]["Message"] == "Failure"
     assert bench.network.results[-1]["Reason"].startswith("reverted")
     assert bench.device.power_on().running == "1.0.0"
@@ -152,7 +159,8 @@ def test_bytes_that_do_not_match_the_job_hash_are_never_requested(layout: str) -
     bench = make_bench(layout)
     serve(bench.network, bench.wire, sha256="0" * 64)
     outcome = bench.device.check()
-    assert outcome.status is Status.FAILED and outcome.code is AgentCode.VERIFY
+    assert outcome.status is Status.FAILED
+    assert outcome.code is AgentCode.VERIFY
     assert not bench.device.storage.request_stands()
     assert bench.device.reset().running == "1.0.0"
     assert bench.network.results[-1]["Message"] == "Failure"
