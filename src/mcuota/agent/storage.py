@@ -105,6 +105,44 @@ class JournalState:
         return b"".join(self.file_parts[i] for i in range(count)).rstrip(b"\0").decode("utf-8", "replace")
 
 
+def pack_record(kind: Kind, *fields: int) -> bytes:
+    """One 32-byte journal record, closed by the CRC-32 of the rest."""
+    values = (*fields, 0, 0, 0, 0, 0)[:5]
+    body = RECORD.pack(MAGIC, kind, *values, 0)[:-4]
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+def parse_journal(raw: bytes, erased_value: int = 0xFF) -> JournalState:
+    """The journal's records up to the first erased slot; torn records are skipped."""
+    state = JournalState()
+    slots = len(raw) // RECORD_SIZE
+    erased = bytes((erased_value,)) * RECORD_SIZE
+    for slot in range(slots):
+        record = raw[slot * RECORD_SIZE:(slot + 1) * RECORD_SIZE]
+        if record == erased:
+            state.next_slot = slot
+            return state
+        magic, kind, a, b, c, d, e, crc = RECORD.unpack(record)
+        if magic != MAGIC or zlib.crc32(record[:-4]) != crc:
+            continue          # a torn record: skipped, the next one is still read
+        if kind == Kind.SESSION:
+            state.session_ident, state.version, state.total, state.step = a, unpack_version(b), c, d
+        elif kind == Kind.STEP:
+            state.steps[a] = (b, c)
+        elif kind == Kind.REQUESTED:
+            state.requested = (unpack_version(a), unpack_version(b))
+        elif kind == Kind.TRIAL:
+            state.trial = True
+        elif kind == Kind.TRIAL_FAILED:
+            state.trial_failed = True
+        elif kind == Kind.DONE:
+            state.done = True
+        elif kind == Kind.FILE:
+            state.file_parts[a] = struct.pack("<IIII", b, c, d, e)
+    state.next_slot = slots
+    return state
+
+
 class Storage(ABC):
     """Where one layout's agent writes an update: a staging region on one flash device plus the journal.
 
@@ -166,42 +204,14 @@ class Storage(ABC):
 
     # -- journal
     def read_journal(self) -> JournalState:
-        state = JournalState()
         raw = self.journal_flash.read(self.journal_part.address, self.journal_part.size)
-        erased = bytes((self.journal_flash.erased_value,)) * RECORD_SIZE
-        for slot in range(self.slots):
-            record = raw[slot * RECORD_SIZE:(slot + 1) * RECORD_SIZE]
-            if record == erased:
-                state.next_slot = slot
-                return state
-            magic, kind, a, b, c, d, e, crc = RECORD.unpack(record)
-            if magic != MAGIC or zlib.crc32(record[:-4]) != crc:
-                continue          # a torn record: skipped, the next one is still read
-            if kind == Kind.SESSION:
-                state.session_ident, state.version, state.total, state.step = a, unpack_version(b), c, d
-            elif kind == Kind.STEP:
-                state.steps[a] = (b, c)
-            elif kind == Kind.REQUESTED:
-                state.requested = (unpack_version(a), unpack_version(b))
-            elif kind == Kind.TRIAL:
-                state.trial = True
-            elif kind == Kind.TRIAL_FAILED:
-                state.trial_failed = True
-            elif kind == Kind.DONE:
-                state.done = True
-            elif kind == Kind.FILE:
-                state.file_parts[a] = struct.pack("<IIII", b, c, d, e)
-        state.next_slot = self.slots
-        return state
+        return parse_journal(raw, self.journal_flash.erased_value)
 
     def _append(self, kind: Kind, *fields: int) -> None:
         slot = self.read_journal().next_slot
         if slot >= self.slots:
             raise AgentError(AgentCode.STORAGE, f"progress journal {self.journal_part.name} is full")
-        values = (*fields, 0, 0, 0, 0, 0)[:5]
-        body = RECORD.pack(MAGIC, kind, *values, 0)[:-4]
-        self.journal_flash.program(self.journal_part.address + slot * RECORD_SIZE,
-                                   body + zlib.crc32(body).to_bytes(4, "little"))
+        self.journal_flash.program(self.journal_part.address + slot * RECORD_SIZE, pack_record(kind, *fields))
 
     def _erase_journal(self) -> None:
         part = self.journal_part

@@ -29,6 +29,7 @@ COMMANDS = {
     "rollout": "mcuota.cli.rollout_cmd",
     "dfu": "mcuota.cli.dfu_cmd",
     "sim": "mcuota.cli.sim_cmd",
+    "agent": "mcuota.cli.agent_cmd",
 }
 COMMAND_MODULES = tuple(COMMANDS.values())
 
