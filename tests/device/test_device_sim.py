@@ -204,3 +204,20 @@ def test_device_configuration_round_trips_and_refuses_junk() -> None:
         DeviceConfig.from_json('{"serial": "a", "layout": "b", "board": "c", "colour": 1}')
     with pytest.raises(UsageError, match="not a device configuration"):
         DeviceConfig.from_json("[1]")
+
+
+def test_a_result_the_server_did_not_hear_is_sent_at_the_next_check() -> None:
+    bench = make_bench("mcuboot-swap-move-f407")
+    assert bench.device.check().status is Status.STAGED
+    link, bench.device.transport = bench.device.transport, None     # the server is unreachable at reset
+    boot = bench.device.reset()
+    assert boot.outcome is not None
+    assert boot.outcome.status is Status.UPDATED
+    assert len(bench.network.results) == 1
+    bench.device.transport = link
+    bench.device.check()
+    assert bench.network.results[1]["Message"] == "Success"
+    assert bench.network.results[1]["Reason"].startswith("updated (reported after a reset")
+    before = len(bench.network.results)
+    bench.device.check()                                               # owed once, sent once
+    assert not any(r["Reason"].startswith("updated (") for r in bench.network.results[before:])

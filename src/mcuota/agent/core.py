@@ -71,6 +71,9 @@ class Offer:
     sha256: str = ""
 
 
+REPORT_CODES = (ReportKind.STAGED, ReportKind.UPDATED, ReportKind.FAILED, ReportKind.REVERTED)
+"""Report kinds by the number a journal record keeps."""
+
 RESTARTABLE = RETRIABLE | {AgentCode.VERIFY, AgentCode.SIZE_CHANGED}
 """Failures after which a new download attempt (``max_download_tries``) may succeed: a flaky link, or
 bytes corrupted in transit that only the final hash caught. The others are the offer's own fault."""
@@ -115,6 +118,7 @@ class Agent:
 
     # -- the update
     def check_for_update(self) -> Outcome:
+        self._send_owed_report()
         offer_file = self.config.direct_file
         try:
             self._enter(State.START_UPDATE)
@@ -279,5 +283,19 @@ class Agent:
         return Outcome(status, version=running, reason=reason)
 
     def _safe_report(self, file: str, kind: ReportKind, reason: str) -> None:
-        with contextlib.suppress(McuotaError):
+        """The result after a reset; when the server cannot be told now, the journal remembers that it
+        is owed, and the next check sends it (a lost "updated" would leave a rollout waiting forever)."""
+        try:
             self._report(file, kind, reason)
+        except McuotaError:
+            self.storage.mark(Kind.UNSENT, REPORT_CODES.index(kind))
+
+    def _send_owed_report(self) -> None:
+        journal = self.storage.read_journal()
+        if journal.unsent is None or not 0 <= journal.unsent < len(REPORT_CODES) or not journal.file:
+            return
+        kind = REPORT_CODES[journal.unsent]
+        with contextlib.suppress(McuotaError):
+            self._report(journal.file, kind, f"{kind.value} (reported after a reset; the first report "
+                         "did not get through)")
+            self.storage.mark(Kind.SENT)

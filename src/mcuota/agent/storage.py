@@ -59,6 +59,8 @@ class Kind(IntEnum):
     TRIAL_FAILED = 5
     DONE = 6
     FILE = 7     # 16 bytes of the session's file name per record: after a reset, where to report
+    UNSENT = 8   # the result of the update could not be reported (a = the report kind's number)
+    SENT = 9     # ... and was reported later
 
 
 def pack_version(version: ImageVersion) -> int:
@@ -95,6 +97,8 @@ class JournalState:
     done: bool = False
     next_slot: int = 0
     file_parts: dict[int, bytes] = field(default_factory=dict)
+    unsent: int | None = None
+    """The number of a result report that is still owed to the server (see :data:`REPORT_CODES`)."""
 
     @property
     def file(self) -> str:
@@ -139,6 +143,10 @@ def parse_journal(raw: bytes, erased_value: int = 0xFF) -> JournalState:
             state.done = True
         elif kind == Kind.FILE:
             state.file_parts[a] = struct.pack("<IIII", b, c, d, e)
+        elif kind == Kind.UNSENT:
+            state.unsent = a
+        elif kind == Kind.SENT:
+            state.unsent = None
     state.next_slot = slots
     return state
 
@@ -305,8 +313,8 @@ class Storage(ABC):
         """Forget a download whose bytes are bad, so the next attempt starts from zero."""
         self._append(Kind.DONE)
 
-    def mark(self, kind: Kind) -> None:
-        self._append(kind)
+    def mark(self, kind: Kind, *fields: int) -> None:
+        self._append(kind, *fields)
 
 
 class McubootStorage(Storage):
