@@ -52,11 +52,12 @@ def own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def one_run(devices: int, plan: FaultPlan, deadline: float, workers: int) -> tuple[FleetReport, float, float]:
+def one_run(devices: int, plan: FaultPlan, deadline: float, workers: int, server_workers: int
+            ) -> tuple[FleetReport, float, float]:
     spec = FleetSpec(devices=devices, cohorts=LARGE_COHORTS, faults=plan, seed=7, deadline_s=deadline,
                      workers=workers, stages=(1, 10, 50, 100), halt_failure_rate=0.5)
     with tempfile.TemporaryDirectory(prefix="mcuota-fleet-bench-") as work:
-        server = ServerProcess(Path(work) / "server", mqtt=False)
+        server = ServerProcess(Path(work) / "server", mqtt=False, workers=server_workers)
         handle = server.start()
         try:
             fleet = Fleet(spec, handle)
@@ -90,22 +91,26 @@ def show(title: str, report: FleetReport, server_cpu: float, sim_cpu: float) -> 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--devices", type=int, default=1000, help="devices of the run with faults (0: skip)")
     parser.add_argument("--big", type=int, default=10000, help="devices of the fault-free run (0: skip)")
     parser.add_argument("--faults", default=BENCH_FAULTS)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--deadline", type=float, default=900.0)
+    parser.add_argument("--server-workers", type=int, default=2, help="mcuota serve --workers (default 2)")
     args = parser.parse_args()
     ok = True
     plan = FaultPlan.parse(args.faults)
-    print(f"fleet bench: {args.devices} devices, large-f407 on mcuboot-swap-move-f407 over HTTP, "
-          f"faults {plan}")
-    report, server_cpu, sim_cpu = one_run(args.devices, plan, args.deadline, args.workers)
-    show("with faults", report, server_cpu, sim_cpu)
-    ok &= report.ok
+    if args.devices:
+        print(f"fleet bench: {args.devices} devices, large-f407 on mcuboot-swap-move-f407 over HTTP, "
+              f"faults {plan}")
+        report, server_cpu, sim_cpu = one_run(args.devices, plan, args.deadline, args.workers,
+                                              args.server_workers)
+        show("with faults", report, server_cpu, sim_cpu)
+        ok &= report.ok
     if args.big:
         print(f"fleet bench: {args.big} devices, no faults")
-        report, server_cpu, sim_cpu = one_run(args.big, FaultPlan(), args.deadline * 3, args.workers)
+        report, server_cpu, sim_cpu = one_run(args.big, FaultPlan(), args.deadline * 3, args.workers,
+                                              args.server_workers)
         show("no faults", report, server_cpu, sim_cpu)
         ok &= report.ok
     return 0 if ok else 1

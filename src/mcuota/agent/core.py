@@ -105,16 +105,33 @@ class Agent:
                              f"{event.state.value}")
 
     # -- retries
-    def _retrying(self, what: Callable[[], T]) -> T:
+    def _retrying(self, what: Callable[[], T], *, connect: bool = False) -> T:
+        """``what`` until it works: ``retries`` attempts; reaching the server at all (the job request
+        failing with CONNECTION_LOST) gets ``connect_retries`` instead, as the seed agent counts them."""
         attempt = 0
         while True:
             try:
                 return what()
             except AgentError as exc:
                 attempt += 1
-                if not exc.retriable or attempt >= self.config.retries:
+                limit = (self.config.connect_retries if connect and exc.code is AgentCode.CONNECTION_LOST
+                         else self.config.retries)
+                if not exc.retriable or attempt >= limit:
                     raise
                 self.clock.sleep(self.config.retry_delay(attempt, self.rng))
+
+    # -- scheduling
+    def next_check_in(self, outcome: Outcome | None, failures_in_a_row: int = 0) -> float:
+        """Seconds until the next check, as the seed agent schedules it: ``initial_check`` after a start
+        (``outcome`` None), ``next_check`` after a check that ended well or found nothing, and after a
+        failure the retry interval doubling per failure in a row (capped at ``check_timeout``), spread
+        by the jitter so a fleet that lost its server does not come back in lock-step."""
+        config = self.config
+        if outcome is None:
+            return config.initial_check
+        if outcome.status is Status.FAILED:
+            return config.retry_delay(max(1, failures_in_a_row), self.rng)
+        return config.next_check
 
     # -- the update
     def check_for_update(self) -> Outcome:
@@ -134,7 +151,7 @@ class Agent:
     def _job(self) -> Offer | None:
         self._enter(State.JOB_CONNECT)
         self._enter(State.JOB_DOWNLOAD)
-        raw = self._retrying(self.transport.get_job_document)
+        raw = self._retrying(self.transport.get_job_document, connect=True)
         self._enter(State.JOB_DISCONNECT)
         self._enter(State.JOB_PARSE)
         running = self.storage.running_version() or ImageVersion()

@@ -66,7 +66,9 @@ def _register_device(verbs: Any) -> None:
                                   "cut, and the next run resumes.")
     run.add_argument("--state", required=True, metavar="DIR")
     run.add_argument("--server", metavar="URL", help="override the configured update service URL")
-    run.add_argument("--interval", type=float, default=5.0, metavar="S", help="seconds between checks")
+    run.add_argument("--interval", type=float, default=None, metavar="S",
+                     help="seconds between checks (default: the agent's settings: initial check, next check, "
+                          "retry interval with backoff and jitter)")
     run.add_argument("--checks", type=int, default=None, metavar="N", help="stop after N checks")
     run.add_argument("--until", metavar="VERSION", help="stop once the device runs VERSION")
     run.set_defaults(handler=_run)

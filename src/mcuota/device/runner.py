@@ -19,17 +19,21 @@ class RunEvent:
     running: str | None
 
 
-def run_device(device: SimDevice, *, interval: float, checks: int | None = None, until: str | None = None,
+def run_device(device: SimDevice, *, interval: float | None, checks: int | None = None,
+               until: str | None = None,
                save: Callable[[], None] = lambda: None, on_event: Callable[[RunEvent], None] = lambda e: None,
                sleep: Callable[[float], None] = time.sleep) -> str | None:
-    """Run until ``checks`` checks were made or the device runs version ``until``; the running version."""
+    """Run until ``checks`` checks were made or the device runs version ``until``; the running version.
+    ``interval`` None waits as the agent's settings say (initial check, next check, retry with backoff)."""
     def tell(what: str, detail: str) -> None:
         on_event(RunEvent(what, detail, device.running))
 
     boot = device.power_on()
     save()
     tell("boot", _boot_text(boot))
-    made = 0
+    made = failures = 0
+    if interval is None:
+        sleep(device.agent().next_check_in(None))
     while checks is None or made < checks:
         if until is not None and device.running == until:
             break
@@ -46,7 +50,8 @@ def run_device(device: SimDevice, *, interval: float, checks: int | None = None,
             break
         if until is not None and device.running == until:
             break
-        sleep(interval)
+        failures = failures + 1 if outcome.status is Status.FAILED else 0
+        sleep(interval if interval is not None else device.agent().next_check_in(outcome, failures))
     return device.running
 
 
