@@ -27,6 +27,7 @@ COMMANDS = {
     "release": "mcuota.cli.release_cmd",
     "device": "mcuota.cli.device_cmd",
     "rollout": "mcuota.cli.rollout_cmd",
+    "flash": "mcuota.cli.flash_cmd",
     "dfu": "mcuota.cli.dfu_cmd",
     "sim": "mcuota.cli.sim_cmd",
     "agent": "mcuota.cli.agent_cmd",
