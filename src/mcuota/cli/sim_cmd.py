@@ -78,6 +78,21 @@ def _register_device(verbs: Any) -> None:
     cycle.add_argument("state", metavar="DIR")
     cycle.set_defaults(handler=_power_cycle)
 
+    serial = add_command(
+        dverbs, "serve-serial", "receive one image over a serial port (YMODEM) and install it",
+        "mcuota sim device serve-serial --state dev1 --port /dev/pts/7",
+        description="Make the device in DIR a UART bootloader (ST AN4657 style): wait for a YMODEM sender "
+                    "on --port, write the blocks into the staging area as they arrive (journaled: a power "
+                    "cut leaves the running firmware alone), verify, and install it through the layout's "
+                    "bootloader. Send with 'mcuota flash --port P --protocol ymodem IMAGE' or "
+                    "'sz --ymodem IMAGE'.")
+    serial.add_argument("--state", required=True, metavar="DIR")
+    serial.add_argument("--port", required=True, help="serial port (a pty from socat works)")
+    serial.add_argument("--baud", type=int, default=115200)
+    serial.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                        help="seconds to wait for the sender (and for each block)")
+    serial.set_defaults(handler=_serve_serial)
+
     status = add_command(dverbs, "status", "what the device runs (its emulated UART), slots, download state",
                          "mcuota sim device status dev1 --json")
     status.add_argument("state", metavar="DIR")
@@ -220,6 +235,29 @@ def _run(args: argparse.Namespace) -> int:
     running = run_device(device, interval=args.interval, checks=args.checks, until=args.until, save=save,
                          on_event=show)
     return 0 if args.until is None or running == args.until else 1
+
+
+def _serve_serial(args: argparse.Namespace) -> int:
+    from mcuota.agent.errors import AgentError
+    from mcuota.device.serial_install import serve_serial
+    from mcuota.transport.ymodem_serial import open_serial
+
+    device, save = _open(args.state)
+    boot = device.power_on()
+    print(f"{device.config.serial}: {_boot_line(boot)}; waiting for a YMODEM sender on {args.port}",
+          flush=True)
+    line = open_serial(args.port, args.baud)
+    try:
+        report = serve_serial(device, line, timeout=args.timeout)
+    except AgentError as exc:
+        save()
+        print(f"{device.config.serial}: refused: {exc}; still {_boot_line(device.power_on())}")
+        return 1
+    finally:
+        line.close()
+    save()
+    print(f"{device.config.serial}: installed; {_boot_line(report)}")
+    return 0 if report.running else 1
 
 
 def _power_cycle(args: argparse.Namespace) -> int:
