@@ -49,11 +49,10 @@ def transfer(installer: SerialInstaller, data: bytes) -> None:
             for event in step.events:
                 installer.on_event(event)
             to_sender += step.outgoing
+        elif not sender.finished:
+            to_receiver += sender.timeout().outgoing
         else:
-            if not sender.finished:
-                to_receiver += sender.timeout().outgoing
-            else:
-                to_sender += receiver.timeout().outgoing
+            to_sender += receiver.timeout().outgoing
     raise AssertionError("the transfer did not end")
 
 
