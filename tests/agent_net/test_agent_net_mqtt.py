@@ -168,7 +168,7 @@ def test_nobody_answering_is_a_lost_connection(mosquitto: Mosquitto, rig: Rig) -
     with MqttLink("127.0.0.1", mosquitto.port) as link:
         transport = seed002_mqtt_transport(link, device_of("LONELY01"), topic_of("LONELY01"),
                                            packet_interval=0.3)
-        outcome = rig.agent(transport, retries=2).check_for_update()
+        outcome = rig.agent(transport, retries=2, connect_retries=2).check_for_update()
     assert outcome.status is Status.FAILED
     assert outcome.code is AgentCode.CONNECTION_LOST
     assert "no answer" in outcome.reason

@@ -110,7 +110,8 @@ def test_operator_session(live_server_factory: Callable[..., LiveServer], tmp_pa
     one_line_error(run("device", "show", "NOPE", env=env), "unknown device 'NOPE'")
     one_line_error(run("release", "upload", signed, "--board", "f407", env=env), "duplicate_version")
     tampered = tmp_path / "bad.bin"
-    tampered.write_bytes(signed.read_bytes()[:-1] + b"\x00")
+    data = signed.read_bytes()
+    tampered.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
     one_line_error(run("release", "upload", tampered, "--board", "f407", env=env), "HTTP 422")
     one_line_error(run("device", "list", env={**env, "MCUOTA_API_KEY": "mca_wrong"}), "invalid API key")
     one_line_error(run("device", "list", "--server", server.url), "no API key")
