@@ -64,3 +64,6 @@ def test_run_updates_a_device_from_a_real_server(mcuota, tmp_path: Path) -> None
         assert "runs 2.0.0 (updated)" in run.stdout
     status = json.loads(mcuota("sim", "device", "status", state, "--json", check=True).stdout)
     assert status["running_version"] == "2.0.0"
+    assert status["slots"]["primary"]["version"] == "2.0.0"
+    assert status["slots"]["primary"]["trailer"]["image_ok"] == "set"     # confirmed after its self-test
+    assert "trailer magic" in mcuota("sim", "device", "status", state, check=True).stdout

@@ -42,6 +42,7 @@ from mcuota.boot.mcuboot.trailers import read_trailer
 from mcuota.errors import CapacityError, FormatError, UsageError
 from mcuota.flash import NorFlash
 from mcuota.image.mcuboot import ImageHeader, verify_image
+from mcuota.image.mcuboot.trailer import decode_trailer
 from mcuota.image.version import ImageVersion
 
 RECORD = struct.Struct("<4sB3xIIIIII")   # magic, kind, a, b, c, d, e, crc
@@ -209,6 +210,11 @@ class Storage(ABC):
 
     def confirm(self) -> None:  # noqa: B027 - only systems with a revert need a confirmation
         """The running image passed its self-test; a no-op where the bootloader cannot revert."""
+
+    def describe(self) -> dict[str, object]:
+        """What the bootloader will see, for a status display: what runs and whether a request stands."""
+        running = self.running_version()
+        return {"running": None if running is None else str(running), "request": self.request_stands()}
 
     # -- journal
     def read_journal(self) -> JournalState:
@@ -381,6 +387,20 @@ class McubootStorage(Storage):
 
     def confirm(self) -> None:
         self.strategy.confirm(self.board)
+
+    def describe(self) -> dict[str, object]:
+        """Both slots as MCUboot reads them: the image version in each header and each trailer's state."""
+        slots: dict[str, object] = {}
+        for geo in (self.strategy.primary, self.strategy.secondary):
+            flash = self.board.flashes[geo.device]
+            try:
+                version: str | None = str(ImageHeader.unpack(flash.read(geo.address, 32)).version)
+            except FormatError:
+                version = None
+            raw = flash.read(geo.address + geo.size - geo.trailer.span, geo.trailer.span)
+            slots[geo.name] = {"version": version,
+                               "trailer": decode_trailer(raw, geo.trailer).to_dict()}
+        return slots
 
 
 def storage_for(board: Board, strategy: object, *, journal: str = "agent") -> Storage:

@@ -286,6 +286,15 @@ def _status(args: argparse.Namespace) -> int:
     if staged:
         print(f"  download:   {staged}, {download['steps_done']} steps of {download['total']} bytes"
               f"{', requested' if download['requested'] else ''}{', done' if download['done'] else ''}")
+    slots = status["slots"]
+    assert isinstance(slots, dict)
+    for name, slot in slots.items():
+        if isinstance(slot, dict) and "trailer" in slot:
+            trailer = slot["trailer"]
+            print(f"  {name + ':':11} {slot['version'] or 'no image'}; trailer magic {trailer['magic']}, "
+                  f"image_ok {trailer['image_ok']}, copy_done {trailer['copy_done']}")
+        else:
+            print(f"  {name + ':':11} {slot}")
     print(f"  flash:      {status['flash_ops']} operations, {status['modeled_seconds']} s modeled")
     return 0
 

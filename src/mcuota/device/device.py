@@ -234,6 +234,7 @@ class SimDevice:
             "download": {"total": journal.total, "steps_done": len(journal.steps),
                          "requested": journal.requested is not None, "done": journal.done,
                          "request_stands": self.storage.request_stands()},
+            "slots": self.storage.describe(),
             "flash_ops": self.board.domain.op_count,
             "modeled_seconds": round(self.modeled_seconds, 3),
         }
