@@ -297,8 +297,8 @@ def test_shutdown_is_clean_with_connections_open_and_an_answer_held(upstream: Up
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         proxy = proxy_for(upstream, "stall=1,stall-s=30").start()
-        idle = socket.create_connection(proxy.address)
-        stalled = socket.create_connection(proxy.address)
+        idle = socket.create_connection(proxy.address, timeout=5)
+        stalled = socket.create_connection(proxy.address, timeout=5)
         stalled.sendall(b"GET /blob HTTP/1.1\r\nHost: x\r\nUser-Agent: mcuota-agent/DEV-STALL\r\n\r\n")
         deadline = time.monotonic() + 5
         while proxy.stats.faults_of("stall") == 0 and time.monotonic() < deadline:

@@ -415,6 +415,7 @@ class FaultProxy:
                 response = await upstream.read_response(method)
             except (_Closed, ConnectionError):
                 if attempt == 2 or upstream.answered == 0 or upstream.got_bytes:
+                    await upstream.close()  # the caller only knows the first connection
                     raise
                 await upstream.close()
                 upstream = await _Upstream.open(self.upstream)
