@@ -5,7 +5,7 @@ transport, a refused token, and a late report the server will not take."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import agent_net_helpers as helpers
 import pytest
@@ -17,7 +17,7 @@ from mcuota.agent.device_api import DeviceApiTransport, release_id_of
 from mcuota.agent.errors import AgentCode, AgentError
 from mcuota.agent.http_port import HttpxPort
 from mcuota.agent.states import State
-from mcuota.agent.transport import ReportKind
+from mcuota.agent.transport import HttpReply, ReportKind
 from mcuota.transport.seed002 import Message, parse_job_document
 
 pytest_plugins = ["server_fixtures"]
@@ -105,18 +105,26 @@ def test_a_report_contradicting_the_end_is_dropped_and_others_raise(server: Live
     assert "404" in caught.value.detail
 
 
-def test_malformed_check_in_answer_is_refused() -> None:
-    class Garbled:
-        def request(self, method: str, path: str, headers: object, body: bytes = b"") -> object:
-            from mcuota.agent.transport import HttpReply
-            answer = {"update": True, "job": {"version": "two", "board": BOARD, "url": "/x", "size": 1}}
-            return HttpReply(200, {}, json.dumps(answer).encode())
+class _Canned:
+    """An HttpPort that always gives the same 200 answer: what a damaged or confused server sends."""
 
-    transport = DeviceApiTransport(Garbled(), serial="S", board=BOARD,  # type: ignore[arg-type]
-                                   running_version=lambda: helpers.V1)
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def request(self, method: str, path: str, headers: Mapping[str, str], body: bytes = b"") -> HttpReply:
+        return HttpReply(200, {}, self.body)
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    (json.dumps({"update": True, "job": {"version": "two", "board": BOARD, "url": "/x", "size": 1}}).encode(),
+     AgentCode.MALFORMED_JOB_DOC),                       # the server's offer itself is wrong: final
+    (b'{"update": tr\x00e, "job"', AgentCode.CONNECTION_LOST),   # bytes damaged on the way: retried
+], ids=["bad-offer", "damaged"])
+def test_unusable_check_in_answers(body: bytes, code: AgentCode) -> None:
+    transport = DeviceApiTransport(_Canned(body), serial="S", board=BOARD, running_version=lambda: helpers.V1)
     with pytest.raises(AgentError) as caught:
         transport.get_job_document()
-    assert caught.value.code is AgentCode.MALFORMED_JOB_DOC
+    assert caught.value.code is code
 
 
 @pytest.mark.parametrize(("file", "expected"), [

@@ -104,8 +104,9 @@ def _json(reply: HttpReply, what: str) -> dict[str, Any]:
         value = json.loads(reply.body)
     except (ValueError, UnicodeDecodeError):
         value = None
-    if not isinstance(value, dict):
-        raise AgentError(AgentCode.MALFORMED_JOB_DOC, f"{what} is not a JSON object: {reply.body[:80]!r}")
+    if not isinstance(value, dict):     # our API always answers an object: the bytes were damaged on the way
+        raise AgentError(AgentCode.CONNECTION_LOST, f"{what} is not a JSON object (damaged in transit?): "
+                         f"{reply.body[:80]!r}")
     return value
 
 

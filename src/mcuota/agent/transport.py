@@ -190,4 +190,5 @@ class MqttTransport:
 
     def report(self, file: str, kind: ReportKind, reason: str) -> None:
         success = kind in (ReportKind.STAGED, ReportKind.UPDATED)
-        self.port.publish(build_device_result(DeviceResult(success, self.unique_topic)))
+        self.port.publish(build_device_result(DeviceResult(success, self.unique_topic,
+                                                           serial_number=self.device.serial_number)))
